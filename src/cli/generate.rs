@@ -1,0 +1,183 @@
+//! `shopflow generate`: writes a directory of generated traffic plus its manifest.
+
+use super::{parse_duration_ms, parse_fraction};
+use crate::shutdown::Shutdown;
+use anyhow::{Context, bail};
+use shopflow_generator::sim::World;
+use shopflow_generator::{Config, FileSink, Generator, Sink};
+use shopflow_model::{EventKind, Timestamp};
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Arguments of `generate`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  shopflow generate --seed 7 --events 100000 --duplicates 0.01 \\\n    --late 0.05 --malformed 0.002 --out-dir data/gen"
+)]
+pub struct Args {
+    /// Seed of every random choice: same seed and arguments, byte-identical files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Lines to write to the three event files, faults included
+    /// [default: 100000 unless --duration or --realtime is given].
+    #[arg(long)]
+    events: Option<u64>,
+    /// Event time to cover instead of a line count, like 30m, 6h or 2d.
+    #[arg(long, value_parser = parse_duration_ms)]
+    duration: Option<i64>,
+    /// Event time of the first record, RFC 3339
+    /// [default: 2026-11-24T00:00:00Z, or now with --realtime].
+    #[arg(long, value_parser = |s: &str| Timestamp::parse_rfc3339(s).map_err(|_| format!("`{s}` is not an RFC 3339 time like 2026-11-24T10:00:00Z")))]
+    start: Option<Timestamp>,
+    /// Average events per second of event time (and of wall-clock time with --realtime).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Users existing at the start (more sign up during the run).
+    #[arg(long, default_value_t = 2_000)]
+    users: usize,
+    /// Products in the catalog.
+    #[arg(long, default_value_t = 500)]
+    products: usize,
+    /// Fraction of lines that exactly re-send an earlier event.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    duplicates: f64,
+    /// Fraction of events emitted out of order, up to --max-delay behind.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    late: f64,
+    /// Largest delay of a late event, like 30s or 5m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_ms)]
+    max_delay: i64,
+    /// Fraction of lines that are malformed (broken JSON, missing field, wrong
+    /// type, bad timestamp, negative quantity, unknown currency, oversized).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    malformed: f64,
+    /// Pace output at --rate events per wall-clock second (event time = wall time).
+    #[arg(long)]
+    realtime: bool,
+    /// Directory for clicks.jsonl, carts.jsonl, purchases.jsonl, fx_rates.jsonl,
+    /// products.jsonl, users.jsonl and manifest.json (created if missing).
+    #[arg(long)]
+    out_dir: PathBuf,
+}
+
+/// Runs `generate`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.duplicates + args.malformed > 1.0 {
+        bail!("--duplicates plus --malformed is over 1: no line would be left for fresh events");
+    }
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        bail!(
+            "--rate must be a positive number of events per second, got {}",
+            args.rate
+        );
+    }
+    let start = match (args.start, args.realtime) {
+        (Some(t), _) => t,
+        (None, true) => now(),
+        (None, false) => Config::default().start,
+    };
+    let events = match (args.events, args.duration, args.realtime) {
+        (Some(n), _, _) => Some(n),
+        (None, None, false) => Config::default().events,
+        _ => None,
+    };
+    let cfg = Config {
+        seed: args.seed,
+        start,
+        events,
+        duration_ms: args.duration,
+        world: World {
+            users: args.users,
+            products: args.products,
+            rate: args.rate,
+            ..World::default()
+        },
+        duplicates: args.duplicates,
+        late: args.late,
+        malformed: args.malformed,
+        max_delay_ms: args.max_delay,
+    };
+    let shutdown = Shutdown::install()?;
+    let files = FileSink::create(&args.out_dir)
+        .with_context(|| format!("cannot create output files in {}", args.out_dir.display()))?;
+    let mut sink = Watch {
+        inner: files,
+        shutdown,
+        pace: args.realtime.then(|| (Instant::now(), start)),
+        lines: 0,
+        last_report: Instant::now(),
+    };
+    let began = Instant::now();
+    let manifest = Generator::new(cfg)
+        .run(&mut sink)
+        .context("writing generated lines failed")?;
+    let path = args.out_dir.join("manifest.json");
+    let text = serde_json::to_string_pretty(&manifest)? + "\n";
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let secs = began.elapsed().as_secs_f64();
+    let events: u64 = manifest
+        .lines
+        .iter()
+        .filter(|(f, _)| is_event_file(f))
+        .map(|(_, n)| n)
+        .sum();
+    tracing::info!(
+        dir = %args.out_dir.display(),
+        events,
+        sessions = manifest.sessions,
+        end = %manifest.end,
+        seconds = format!("{secs:.2}"),
+        "generated"
+    );
+    Ok(())
+}
+
+fn is_event_file(name: &str) -> bool {
+    [EventKind::Click, EventKind::Cart, EventKind::Purchase]
+        .iter()
+        .any(|k| name == format!("{}.jsonl", k.topic()))
+}
+
+fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Timestamp(ms)
+}
+
+/// Wraps the file sink with pacing, progress reports and Ctrl-C handling.
+struct Watch {
+    inner: FileSink,
+    shutdown: Shutdown,
+    pace: Option<(Instant, Timestamp)>,
+    lines: u64,
+    last_report: Instant,
+}
+
+impl Sink for Watch {
+    fn emit(&mut self, kind: EventKind, arrival: Timestamp, line: &[u8]) -> io::Result<()> {
+        if self.shutdown.requested() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "interrupted by signal",
+            ));
+        }
+        if let Some((wall, first)) = self.pace {
+            let due = Duration::from_millis((arrival.0 - first.0).max(0) as u64);
+            if let Some(wait) = due.checked_sub(wall.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        self.lines += 1;
+        if self.last_report.elapsed() >= Duration::from_secs(5) {
+            self.last_report = Instant::now();
+            tracing::info!(lines = self.lines, event_time = %arrival, "generating");
+        }
+        self.inner.emit(kind, arrival, line)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish()
+    }
+}

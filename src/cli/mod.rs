@@ -1,0 +1,95 @@
+//! The subcommands and their arguments.
+
+mod fx_server;
+mod generate;
+mod validate;
+
+use clap::{Parser, Subcommand};
+
+/// shopflow: real-time e-commerce analytics in one differential dataflow.
+///
+/// Shops send click, cart and purchase events; shopflow validates them,
+/// computes exact facts, dimensions and windowed aggregates, and keeps a
+/// warehouse, a lake and a live dashboard up to date. Logs go to stderr;
+/// set SHOPFLOW_LOG (for example `debug` or `shopflow=debug`) to change the level.
+#[derive(Parser, Debug)]
+#[command(name = "shopflow", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate realistic shop traffic (deterministic per seed) into JSON-lines files.
+    Generate(generate::Args),
+    /// Check JSON-lines files against the event contract and report each rejection.
+    Validate(validate::Args),
+    /// Serve the generator's daily FX rates over HTTP, in the Frankfurter API's format.
+    FxServer(fx_server::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::FxServer(args) => fx_server::run(args),
+    }
+}
+
+/// Parses a duration such as `90s`, `15m`, `2h`, `1d` or `250ms` into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m, 2h or 1d"))?;
+    let per = match unit {
+        "ms" => 1,
+        "s" | "" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}`; use ms, s, m, h or d"
+            ));
+        }
+    };
+    n.checked_mul(per)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+/// Parses a fraction in `[0, 1]`.
+pub fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "`{text}` is not a fraction between 0 and 1, like 0.01"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_fractions() {
+        assert_eq!(parse_duration_ms("90s"), Ok(90_000));
+        assert_eq!(parse_duration_ms("2h"), Ok(7_200_000));
+        assert_eq!(parse_duration_ms("250ms"), Ok(250));
+        assert!(parse_duration_ms("2 weeks").is_err());
+        assert_eq!(parse_fraction("0.05"), Ok(0.05));
+        assert!(parse_fraction("1.5").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

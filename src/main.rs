@@ -1,0 +1,27 @@
+//! `shopflow`: the command-line entry point.
+//!
+//! Parses the command line, sets up logging, and hands over to one
+//! subcommand module in [`cli`]. Library crates never see `clap` or `anyhow`;
+//! this binary wires them.
+
+mod cli;
+mod shutdown;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOPFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match cli::run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
