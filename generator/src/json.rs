@@ -38,7 +38,10 @@ impl<'a> Line<'a> {
     /// An integer field.
     pub fn int(mut self, key: &str, value: i64) -> Self {
         self.key(key);
-        self.0.extend_from_slice(value.to_string().as_bytes());
+        if value < 0 {
+            self.0.push(b'-');
+        }
+        push_uint(self.0, value.unsigned_abs(), 1);
         self
     }
 
@@ -49,7 +52,14 @@ impl<'a> Line<'a> {
         value: shopflow_model::decimal::Fixed<S>,
     ) -> Self {
         self.key(key);
-        self.0.extend_from_slice(value.to_string().as_bytes());
+        let units = value.units();
+        if units < 0 {
+            self.0.push(b'-');
+        }
+        let one = 10u64.pow(S);
+        push_uint(self.0, units.unsigned_abs() / one, 1);
+        self.0.push(b'.');
+        push_uint(self.0, units.unsigned_abs() % one, S as usize);
         self
     }
 
@@ -75,10 +85,29 @@ impl<'a> Line<'a> {
     }
 }
 
+/// Appends the decimal digits of `value`, zero-padded to at least `width`.
+pub fn push_uint(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    while value > 0 || buf.len() - i < width {
+        i -= 1;
+        buf[i] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 /// Appends `value` as a JSON string literal.
 pub fn push_string(out: &mut Vec<u8>, value: &str) {
+    let bytes = value.as_bytes();
+    if !bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     out.push(b'"');
-    for &b in value.as_bytes() {
+    for &b in bytes {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),

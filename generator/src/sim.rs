@@ -67,6 +67,8 @@ pub struct Sim {
     products: Vec<ProductInfo>,
     popularity: Vec<u64>,
     users: Vec<UserInfo>,
+    product_ids: Vec<String>,
+    user_ids: Vec<String>,
     /// The FX walk, public so faults and the manifest can read rates.
     pub fx: FxWalk,
     sessions: Vec<Option<Session>>,
@@ -112,6 +114,8 @@ impl Sim {
             pending: VecDeque::new(),
             event_seq: 0,
             sessions_started: 0,
+            product_ids: (0..products.len()).map(product_id).collect(),
+            user_ids: (0..users.len()).map(user_id).collect(),
             products,
             users,
             cfg,
@@ -169,6 +173,7 @@ impl Sim {
             let profile = world::user(&mut self.rng);
             self.users.push(profile);
             let i = self.users.len() - 1;
+            self.user_ids.push(user_id(i));
             self.pending
                 .push_back(SimRecord::User(self.user_record(i, Timestamp(now))));
             i
@@ -179,7 +184,7 @@ impl Sim {
             self.sessions_started += 1;
         }
         self.ticket += 1;
-        let id = format!("s{:016x}", mix64(self.key ^ self.ticket));
+        let id = hex_id('s', mix64(self.key ^ self.ticket));
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -232,7 +237,7 @@ impl Sim {
             Page::Home => "/".to_string(),
             Page::Search => format!("/search?q={}", self.products[product].search_term()),
             Page::Category(c) => format!("/category/{}", world::CATEGORIES[c].0),
-            Page::Product => format!("/product/{}", product_id(product)),
+            Page::Product => format!("/product/{}", self.product_ids[product]),
         };
         let referrer = if s.page.is_none() {
             let weights: Vec<u32> = REFERRERS.iter().map(|r| r.1).collect();
@@ -245,9 +250,9 @@ impl Sim {
         s.path.clone_from(&path);
         Click {
             event_id: self.event_id(),
-            user_id: user_id(s.user),
+            user_id: self.user_ids[s.user].clone(),
             session_id: s.id.clone(),
-            product_id: product_id(product),
+            product_id: self.product_ids[product].clone(),
             ts: Timestamp(now),
             page: path,
             referrer,
@@ -273,9 +278,9 @@ impl Sim {
         }
         CartAdd {
             event_id: self.event_id(),
-            user_id: user_id(s.user),
+            user_id: self.user_ids[s.user].clone(),
             session_id: s.id.clone(),
-            product_id: product_id(s.product),
+            product_id: self.product_ids[s.product].clone(),
             quantity,
             ts: Timestamp(now),
         }
@@ -295,7 +300,7 @@ impl Sim {
         let items: Vec<Item> = std::mem::take(&mut s.cart)
             .into_iter()
             .map(|(p, quantity)| Item {
-                product_id: product_id(p),
+                product_id: self.product_ids[p].clone(),
                 quantity,
                 unit_price: local(self.products[p].price),
             })
@@ -319,7 +324,7 @@ impl Sim {
         }
         Purchase {
             event_id: self.event_id(),
-            user_id: user_id(s.user),
+            user_id: self.user_ids[s.user].clone(),
             session_id: s.id.clone(),
             items,
             total_amount: total,
@@ -344,13 +349,13 @@ impl Sim {
 
     fn event_id(&mut self) -> String {
         self.event_seq += 1;
-        format!("e{:016x}", mix64(self.key.rotate_left(17) ^ self.event_seq))
+        hex_id('e', mix64(self.key.rotate_left(17) ^ self.event_seq))
     }
 
     fn product_record(&self, i: usize, at: Timestamp) -> Product {
         let p = &self.products[i];
         Product {
-            product_id: product_id(i),
+            product_id: self.product_ids[i].clone(),
             name: p.name.clone(),
             category: p.category_name().to_string(),
             price: p.price,
@@ -361,13 +366,24 @@ impl Sim {
     fn user_record(&self, i: usize, at: Timestamp) -> User {
         let u = &self.users[i];
         User {
-            user_id: user_id(i),
+            user_id: self.user_ids[i].clone(),
             name: u.name.clone(),
             country: world::COUNTRIES[u.country].0.to_string(),
             currency: u.currency(),
             updated_at: at,
         }
     }
+}
+
+/// `prefix` followed by 16 lower-case hex digits of `value`.
+fn hex_id(prefix: char, value: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(17);
+    id.push(prefix);
+    for shift in (0..16).rev() {
+        id.push(char::from(HEX[(value >> (shift * 4)) as usize & 15]));
+    }
+    id
 }
 
 /// The id of the n-th user.
