@@ -170,7 +170,8 @@ impl Sink for Watch {
             }
         }
         self.lines += 1;
-        if self.lines.is_multiple_of(65_536) && self.last_report.elapsed() >= Duration::from_secs(5) {
+        if self.lines.is_multiple_of(65_536) && self.last_report.elapsed() >= Duration::from_secs(5)
+        {
             self.last_report = Instant::now();
             tracing::info!(lines = self.lines, event_time = %arrival, "generating");
         }
