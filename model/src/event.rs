@@ -136,6 +136,24 @@ impl Event {
         }
     }
 
+    /// The shopper.
+    pub fn user_id(&self) -> &str {
+        match self {
+            Event::Click(e) => &e.user_id,
+            Event::Cart(e) => &e.user_id,
+            Event::Purchase(e) => &e.user_id,
+        }
+    }
+
+    /// The browsing session.
+    pub fn session_id(&self) -> &str {
+        match self {
+            Event::Click(e) => &e.session_id,
+            Event::Cart(e) => &e.session_id,
+            Event::Purchase(e) => &e.session_id,
+        }
+    }
+
     /// The event's time.
     pub fn ts(&self) -> Timestamp {
         match self {

@@ -2,6 +2,7 @@
 
 mod fx_server;
 mod generate;
+mod replay;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Generate(generate::Args),
     /// Check JSON-lines files against the event contract and report each rejection.
     Validate(validate::Args),
+    /// Run the dataflow over a generated directory and write every table as CSV.
+    Replay(replay::Args),
     /// Serve the generator's daily FX rates over HTTP, in the Frankfurter API's format.
     FxServer(fx_server::Args),
 }
@@ -35,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Validate(args) => validate::run(args),
         Command::FxServer(args) => fx_server::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }
 

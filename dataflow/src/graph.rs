@@ -1,0 +1,402 @@
+//! The dataflow graph: from deduplicated events to every output table.
+
+use crate::input::{Inputs, Version};
+use crate::lifetime::lifetime;
+use crate::rows::*;
+use crate::{Settings, Time};
+use differential_dataflow::VecCollection;
+use differential_dataflow::input::Input;
+use shopflow_model::{Currency, Event, FxRate, Money, Purchase, Rate, Timestamp};
+use std::iter::once;
+use timely::dataflow::Scope;
+
+type Coll<'s, D> = VecCollection<'s, Time, D>;
+
+const MINUTE: i64 = 60_000;
+const FIVE: i64 = 300_000;
+const HOUR: i64 = 3_600_000;
+
+/// Builds the dataflow in `scope`; returns its inputs and every output row.
+pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'s, Row>) {
+    let (events_in, raw) = scope.new_collection::<(String, Version), isize>();
+    let (fx_in, fx) = scope.new_collection::<FxRate, isize>();
+    let (products_in, products) = scope.new_collection();
+    let (users_in, users) = scope.new_collection();
+    let inputs = Inputs {
+        events: events_in,
+        fx: fx_in,
+        products: products_in,
+        users: users_in,
+    };
+
+    // Deduplicate: keep the smallest version per id; report ids with several.
+    let resolved = raw.reduce_named(
+        "Dedup",
+        |_id, versions, out: &mut Vec<((Event, u32), isize)>| {
+            let v: &Version = versions[0].0;
+            out.push(((v.event.clone(), versions.len() as u32), 1));
+        },
+    );
+    let events = resolved.clone().map(|(_, (e, _))| e);
+    let conflicts = resolved
+        .filter(|(_, (_, n))| *n > 1)
+        .map(|_| StatName::Conflicts);
+    let distinct = events.clone().map(|_| StatName::DistinctEvents);
+
+    let purchases = events.clone().flat_map(|e| match e {
+        Event::Purchase(p) => Some(p),
+        _ => None,
+    });
+    let (priced, waiting) = price_orders(purchases, fx.clone());
+    let stats = conflicts
+        .concat(distinct)
+        .concat(waiting)
+        .count()
+        .map(|(name, value)| {
+            Row::Stat(Stat {
+                name,
+                value: value as i64,
+            })
+        });
+
+    let rows = facts(events.clone(), priced.clone())
+        .concat(sales_minute(priced.clone()))
+        .concat(funnel(events.clone()))
+        .concat(top_products(events.clone(), priced.clone()))
+        .concat(dim_user(events.clone(), users))
+        .concat(dim_product(products))
+        .concat(dim_currency(fx))
+        .concat(
+            events
+                .clone()
+                .map(|e| e.ts().floor_to(MINUTE))
+                .distinct()
+                .map(|ts_minute| Row::DimTime(DimTime { ts_minute })),
+        )
+        .concat(rolling(events, priced, settings))
+        .concat(stats);
+    (inputs, rows)
+}
+
+/// Orders with the FX rate valid on their date, and the orders still waiting for one.
+fn price_orders<'s>(
+    purchases: Coll<'s, Purchase>,
+    fx: Coll<'s, FxRate>,
+) -> (Coll<'s, (Purchase, Rate)>, Coll<'s, StatName>) {
+    let keyed = purchases.map(|p| ((p.currency, p.ts.date()), p));
+    let foreign = keyed.clone().filter(|((c, _), _)| *c != Currency::Usd);
+    let needed = foreign.clone().map(|(k, _)| k).distinct();
+    let effective = needed
+        .join(fx.map(|f| (f.currency, (f.date, f.rate))))
+        .filter(|(_, (date, (fx_date, _)))| fx_date <= date)
+        .map(|(c, (date, (fx_date, rate)))| ((c, date), (fx_date, rate)))
+        .reduce_named("LatestRate", |_k, rates, out: &mut Vec<(Rate, isize)>| {
+            out.push(((rates.last().expect("non-empty").0).1, 1));
+        });
+    let usd = keyed
+        .filter(|((c, _), _)| *c == Currency::Usd)
+        .map(|(_, p)| (p, Rate::from_units(1_000_000)));
+    let waiting = foreign
+        .clone()
+        .antijoin(effective.clone().map(|(k, _)| k))
+        .map(|_| StatName::OrdersWaitingFx);
+    let priced = foreign
+        .join(effective)
+        .map(|(_, (p, rate))| (p, rate))
+        .concat(usd);
+    (priced, waiting)
+}
+
+fn line_amount(unit_price: Money, quantity: u32) -> Money {
+    Money::from_units(unit_price.units() * i64::from(quantity))
+}
+
+fn facts<'s>(events: Coll<'s, Event>, priced: Coll<'s, (Purchase, Rate)>) -> Coll<'s, Row> {
+    let clicks_carts = events.flat_map(|e| match e {
+        Event::Click(c) => Some(Row::FactClick(c)),
+        Event::Cart(c) => Some(Row::FactCart(c)),
+        Event::Purchase(_) => None,
+    });
+    let orders = priced.clone().map(|(p, rate)| {
+        Row::FactOrder(FactOrder {
+            total_amount_usd: p.total_amount.to_usd(rate),
+            line_count: p.items.len() as u32,
+            item_count: p.items.iter().map(|i| i.quantity).sum(),
+            event_id: p.event_id,
+            user_id: p.user_id,
+            session_id: p.session_id,
+            ts: p.ts,
+            currency: p.currency,
+            total_amount: p.total_amount,
+        })
+    });
+    let items = priced.flat_map(|(p, rate)| {
+        let (event_id, ts) = (p.event_id, p.ts);
+        p.items.into_iter().enumerate().map(move |(i, item)| {
+            let amount = line_amount(item.unit_price, item.quantity);
+            Row::FactOrderItem(FactOrderItem {
+                event_id: event_id.clone(),
+                line_number: i as u32 + 1,
+                product_id: item.product_id,
+                quantity: item.quantity,
+                unit_price: item.unit_price,
+                line_amount: amount,
+                line_amount_usd: amount.to_usd(rate),
+                ts,
+            })
+        })
+    });
+    clicks_carts.concat(orders).concat(items)
+}
+
+fn sales_minute<'s>(priced: Coll<'s, (Purchase, Rate)>) -> Coll<'s, Row> {
+    let sums = priced.clone().explode(|(p, rate)| {
+        let items: u32 = p.items.iter().map(|i| i.quantity).sum();
+        let usd = p.total_amount.to_usd(rate).units() as isize;
+        once((p.ts.floor_to(MINUTE), (1isize, items as isize, usd, 0isize)))
+    });
+    let buyers = priced
+        .map(|(p, _)| (p.ts.floor_to(MINUTE), p.user_id))
+        .distinct()
+        .explode(|(m, _)| once((m, (0isize, 0isize, 0isize, 1isize))));
+    sums.concat(buyers)
+        .count()
+        .map(|(window_start, (orders, items, usd, buyers))| {
+            Row::SalesMinute(SalesMinute {
+                window_start,
+                orders: orders as i64,
+                items: items as i64,
+                revenue_usd: Money::from_units(usd as i64),
+                buyers: buyers as i64,
+            })
+        })
+}
+
+fn funnel<'s>(events: Coll<'s, Event>) -> Coll<'s, Row> {
+    let touches = events.map(|e| {
+        let level = match e {
+            Event::Click(_) => 0u8,
+            Event::Cart(_) => 1,
+            Event::Purchase(_) => 2,
+        };
+        (e.ts().floor_to(FIVE), e.session_id().to_string(), level)
+    });
+    let stage = |min: u8, weight: (isize, isize, isize)| {
+        touches
+            .clone()
+            .filter(move |(_, _, level)| *level >= min)
+            .map(|(w, s, _)| (w, s))
+            .distinct()
+            .explode(move |(w, _)| once((w, weight)))
+    };
+    stage(0, (1, 0, 0))
+        .concat(stage(1, (0, 1, 0)))
+        .concat(stage(2, (0, 0, 1)))
+        .count()
+        .map(|(w, (a, c, p))| {
+            Row::Funnel(Funnel {
+                window_start: w,
+                sessions_active: a as i64,
+                sessions_carted: c as i64,
+                sessions_purchased: p as i64,
+            })
+        })
+}
+
+fn top_products<'s>(events: Coll<'s, Event>, priced: Coll<'s, (Purchase, Rate)>) -> Coll<'s, Row> {
+    let clicks = events
+        .flat_map(|e| match e {
+            Event::Click(c) => Some(((c.ts.floor_to(HOUR), Ranking::Clicks), c.product_id)),
+            _ => None,
+        })
+        .count();
+    let revenue = priced
+        .explode(|(p, rate)| {
+            let hour = p.ts.floor_to(HOUR);
+            p.items.into_iter().map(move |i| {
+                let usd = line_amount(i.unit_price, i.quantity).to_usd(rate).units() as isize;
+                (((hour, Ranking::Revenue), i.product_id), usd)
+            })
+        })
+        .count();
+    clicks
+        .concat(revenue)
+        .map(|((key, product), value)| (key, (std::cmp::Reverse(value as i64), product)))
+        .reduce_named(
+            "Top10",
+            |_key, ranked, out: &mut Vec<((u32, String, i64), isize)>| {
+                for (rank, ((value, product), _)) in ranked.iter().take(10).enumerate() {
+                    out.push(((rank as u32 + 1, product.clone(), value.0), 1));
+                }
+            },
+        )
+        .map(|((window_start, ranking), (rank, product_id, value))| {
+            Row::TopProduct(TopProduct {
+                window_start,
+                ranking,
+                rank,
+                product_id,
+                value,
+            })
+        })
+}
+
+/// A user's profile or activity, combined per user into a `dim_user` row.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+enum UserSide {
+    Profile(Timestamp, String, String, Currency),
+    Activity(Timestamp, Timestamp),
+}
+
+fn dim_user<'s>(events: Coll<'s, Event>, users: Coll<'s, shopflow_model::User>) -> Coll<'s, Row> {
+    let profiles = users
+        .map(|u| {
+            (
+                u.user_id,
+                UserSide::Profile(u.updated_at, u.name, u.country, u.currency),
+            )
+        })
+        .reduce_named(
+            "LatestProfile",
+            |_u, versions, out: &mut Vec<(UserSide, isize)>| {
+                out.push((versions.last().expect("non-empty").0.clone(), 1));
+            },
+        );
+    let activity = events
+        .map(|e| (e.user_id().to_string(), e.ts()))
+        .reduce_named(
+            "FirstLastSeen",
+            |_u, seen, out: &mut Vec<(UserSide, isize)>| {
+                out.push((UserSide::Activity(*seen[0].0, *seen[seen.len() - 1].0), 1));
+            },
+        );
+    profiles
+        .concat(activity)
+        .reduce_named("DimUser", |user, sides, out: &mut Vec<(Row, isize)>| {
+            let mut row = DimUser {
+                user_id: user.clone(),
+                profile: None,
+                first_seen: None,
+                last_seen: None,
+            };
+            for (side, _) in sides {
+                match side {
+                    UserSide::Profile(_, name, country, currency) => {
+                        row.profile = Some((name.clone(), country.clone(), *currency))
+                    }
+                    UserSide::Activity(first, last) => {
+                        (row.first_seen, row.last_seen) = (Some(*first), Some(*last))
+                    }
+                }
+            }
+            out.push((Row::DimUser(row), 1));
+        })
+        .map(|(_, row)| row)
+}
+
+fn dim_product<'s>(products: Coll<'s, shopflow_model::Product>) -> Coll<'s, Row> {
+    products
+        .map(|p| (p.product_id, (p.updated_at, p.category, p.price, p.name)))
+        .reduce_named(
+            "ProductHistory",
+            |_id, versions, out: &mut Vec<(DimProduct, isize)>| {
+                // A new version starts where price or category change; the name is
+                // the latest seen within the version.
+                let mut rows: Vec<DimProduct> = Vec::new();
+                for ((at, category, price, name), _) in versions {
+                    match rows.last_mut() {
+                        Some(r) if r.category == *category && r.price == *price => {
+                            r.name = name.clone()
+                        }
+                        _ => {
+                            if let Some(r) = rows.last_mut() {
+                                r.valid_to = Some(*at);
+                            }
+                            rows.push(DimProduct {
+                                product_id: String::new(),
+                                valid_from: *at,
+                                valid_to: None,
+                                name: name.clone(),
+                                category: category.clone(),
+                                price: *price,
+                            });
+                        }
+                    }
+                }
+                out.extend(rows.into_iter().map(|r| (r, 1)));
+            },
+        )
+        .map(|(product_id, r)| Row::DimProduct(DimProduct { product_id, ..r }))
+}
+
+fn dim_currency<'s>(fx: Coll<'s, FxRate>) -> Coll<'s, Row> {
+    let usd = fx.clone().map(|_| ()).distinct().map(|()| {
+        Row::DimCurrency(DimCurrency {
+            currency: Currency::Usd,
+            rate_date: None,
+            rate: Rate::from_units(1_000_000),
+        })
+    });
+    fx.map(|f| (f.currency, (f.date, f.rate)))
+        .reduce_named(
+            "LatestRatePerCurrency",
+            |_c, rates, out: &mut Vec<((shopflow_model::Date, Rate), isize)>| {
+                out.push((*rates.last().expect("non-empty").0, 1));
+            },
+        )
+        .map(|(currency, (date, rate))| {
+            Row::DimCurrency(DimCurrency {
+                currency,
+                rate_date: Some(date),
+                rate,
+            })
+        })
+        .concat(usd)
+}
+
+/// Revenue, orders and active sessions over the last 5 and 60 minutes of event time.
+fn rolling<'s>(
+    events: Coll<'s, Event>,
+    priced: Coll<'s, (Purchase, Rate)>,
+    settings: &Settings,
+) -> Coll<'s, Row> {
+    let mut out: Option<Coll<'s, Row>> = None;
+    for minutes in [5u32, 60] {
+        let width = i64::from(minutes) * MINUTE;
+        let s = settings.clone();
+        let orders = lifetime(priced.clone(), "RollingOrders", move |(p, _)| {
+            (s.tick(p.ts.0), s.tick(p.ts.0 + width))
+        })
+        .explode(move |(p, rate)| {
+            once((
+                minutes,
+                (1isize, p.total_amount.to_usd(rate).units() as isize, 0isize),
+            ))
+        });
+        let s = settings.clone();
+        let sessions = lifetime(events.clone(), "RollingSessions", move |e| {
+            (s.tick(e.ts().0), s.tick(e.ts().0 + width))
+        })
+        .map(|e| e.session_id().to_string())
+        .distinct()
+        .explode(move |_| once((minutes, (0isize, 0isize, 1isize))));
+        let rows = orders
+            .concat(sessions)
+            .count()
+            .map(|(minutes, (orders, usd, sessions))| {
+                Row::Rolling(Rolling {
+                    minutes,
+                    orders: orders as i64,
+                    revenue_usd: Money::from_units(usd as i64),
+                    sessions: sessions as i64,
+                })
+            });
+        out = Some(match out {
+            Some(prev) => prev.concat(rows),
+            None => rows,
+        });
+    }
+    out.expect("two windows")
+}

@@ -1,0 +1,162 @@
+//! Feeding the dataflow: event time, watermarks, lateness and lifetimes.
+//!
+//! A [`Feeder`] owns one worker's input sessions. Each event enters at
+//! `max(tick(ts), input time)` and is retracted at [`Settings::expiry`]; an
+//! event whose time is more than the allowed lateness behind the input time is
+//! *too late*: not applied, and returned to the caller to report. In bounded
+//! mode (replay) nothing is late: every record enters at its own tick.
+
+use crate::{Settings, Time};
+use differential_dataflow::input::InputSession;
+use serde::{Deserialize, Serialize};
+use shopflow_model::{Currency, Date, Event, FxRate, Product, Rate, User};
+use std::collections::HashMap;
+
+/// One received version of an event, keyed in the dataflow by its id.
+/// Versions order by time, then raw bytes: the smallest is kept.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version {
+    /// The event time.
+    pub ts: i64,
+    /// The message bytes as received.
+    pub raw: Vec<u8>,
+    /// The parsed event.
+    pub event: Event,
+}
+
+/// The input sessions of one worker.
+pub struct Inputs {
+    /// `(event_id, version)`.
+    pub events: InputSession<Time, (String, Version), isize>,
+    /// Daily FX rates.
+    pub fx: InputSession<Time, FxRate, isize>,
+    /// Product versions.
+    pub products: InputSession<Time, Product, isize>,
+    /// User profile versions.
+    pub users: InputSession<Time, User, isize>,
+}
+
+/// What happened to an offered event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Applied at its own time.
+    OnTime,
+    /// Behind the input time but within the allowed lateness: applied now,
+    /// correcting the windows it belongs to.
+    Late,
+    /// Beyond the allowed lateness: not applied.
+    TooLate,
+}
+
+/// Feeds one worker's inputs.
+pub struct Feeder {
+    inputs: Inputs,
+    settings: Settings,
+    bounded: bool,
+    max_ts: i64,
+    fx_seen: HashMap<(Date, Currency), Rate>,
+}
+
+impl Feeder {
+    /// A feeder for a live run (watermarks, lateness) or a bounded one.
+    pub fn new(inputs: Inputs, settings: Settings, bounded: bool) -> Feeder {
+        Feeder {
+            inputs,
+            settings,
+            bounded,
+            max_ts: i64::MIN,
+            fx_seen: HashMap::new(),
+        }
+    }
+
+    /// The current input time: nothing can be inserted before it.
+    pub fn time(&self) -> Time {
+        *self.inputs.events.time()
+    }
+
+    /// Offers an event with its raw bytes.
+    pub fn event(&mut self, event: Event, raw: Vec<u8>) -> Admission {
+        let ts = event.ts().0;
+        let now = self.time();
+        let own = self.settings.tick(ts);
+        let admission = if self.bounded || own >= now {
+            Admission::OnTime
+        } else if self.settings.tick(ts + self.settings.allowed_lateness_ms) >= now {
+            Admission::Late
+        } else {
+            return Admission::TooLate;
+        };
+        self.max_ts = self.max_ts.max(ts);
+        let enter = own.max(now);
+        let expire = self.settings.expiry(ts);
+        if expire > enter {
+            let id = event.event_id().to_string();
+            let record = (id, Version { ts, raw, event });
+            self.inputs.events.update_at(record.clone(), enter, 1);
+            self.inputs.events.update_at(record, expire, -1);
+        }
+        admission
+    }
+
+    /// Offers an FX rate; it takes effect from the start of its date. A second
+    /// rate for the same date and currency replaces the first (a correction),
+    /// so all FX records must go through one feeder.
+    pub fn fx(&mut self, fx: FxRate) {
+        let at = self.settings.tick(fx.date.start().0).max(self.time());
+        match self.fx_seen.insert((fx.date, fx.currency), fx.rate) {
+            Some(old) if old == fx.rate => return,
+            Some(old) => self.inputs.fx.update_at(
+                FxRate {
+                    rate: old,
+                    ..fx.clone()
+                },
+                at,
+                -1,
+            ),
+            None => {}
+        }
+        self.inputs.fx.update_at(fx, at, 1);
+    }
+
+    /// Offers a product version.
+    pub fn product(&mut self, p: Product) {
+        let at = self.settings.tick(p.updated_at.0).max(self.time());
+        self.inputs.products.update_at(p, at, 1);
+    }
+
+    /// Offers a user profile version.
+    pub fn user(&mut self, u: User) {
+        let at = self.settings.tick(u.updated_at.0).max(self.time());
+        self.inputs.users.update_at(u, at, 1);
+    }
+
+    /// Live mode: moves the input time up to the watermark (newest event time
+    /// minus the allowed out-of-orderness), floored to a tick. Returns the new time.
+    pub fn advance_watermark(&mut self) -> Time {
+        if self.max_ts > i64::MIN {
+            let mark = self.max_ts - self.settings.out_of_orderness_ms;
+            let floor = mark.max(0) - mark.max(0).rem_euclid(self.settings.tick_ms);
+            self.advance_to(floor as Time);
+        }
+        self.flush();
+        self.time()
+    }
+
+    /// Moves every input to `time` (if later than now).
+    pub fn advance_to(&mut self, time: Time) {
+        if time > self.time() {
+            self.inputs.events.advance_to(time);
+            self.inputs.fx.advance_to(time);
+            self.inputs.products.advance_to(time);
+            self.inputs.users.advance_to(time);
+        }
+    }
+
+    /// Sends buffered updates into the dataflow.
+    pub fn flush(&mut self) {
+        self.inputs.events.flush();
+        self.inputs.fx.flush();
+        self.inputs.products.flush();
+        self.inputs.users.flush();
+    }
+}

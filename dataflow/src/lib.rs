@@ -1,0 +1,34 @@
+//! shopflow's one differential dataflow.
+//!
+//! Typed collections in ([`input`]), typed change streams out ([`rows`]):
+//! deduplication, facts, dimensions, windowed sales, the conversion funnel,
+//! top products and rolling dashboard figures, all maintained incrementally
+//! by `differential-dataflow` on event time. The crate knows nothing of Kafka,
+//! files, PostgreSQL or HTTP; [`run`] drives it, and [`apply`] turns its
+//! changes into table contents with the sinks' freeze rule.
+//!
+//! Time: the timely timestamp is event time in milliseconds, rounded up to a
+//! tick ([`Settings::tick_ms`]). Every record lives in the dataflow from the
+//! time it enters until one hour (the longest window) plus
+//! [`Settings::horizon_ms`] after its event time; that delayed retraction is
+//! what keeps state bounded. See `docs/ARCHITECTURE.md` and `docs/metrics.md`.
+
+pub mod apply;
+pub mod csv;
+pub mod input;
+pub mod rows;
+pub mod run;
+pub mod settings;
+
+mod graph;
+mod lifetime;
+
+pub use apply::Tables;
+pub use rows::{Row, Table};
+pub use settings::Settings;
+
+/// The dataflow's timestamp: event time in ms, a multiple of the tick.
+pub type Time = u64;
+
+/// A change to an output row at a time.
+pub type Change = (Row, Time, isize);

@@ -1,0 +1,221 @@
+//! Running the dataflow: bounded (replay, tests) and live (demo, Kafka).
+//!
+//! Both build the same graph ([`crate::graph`]). A bounded run lets every
+//! worker load its share, closes the inputs and drains to completion; a live
+//! run lets worker 0 ingest from a channel, advance the watermark, and hand
+//! every completed time's changes to a callback.
+
+use crate::input::{Admission, Feeder};
+use crate::{Change, Settings, Time, graph};
+use differential_dataflow::AsCollection;
+use shopflow_model::{Event, FxRate, Product, User};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use timely::dataflow::operators::core::Exchange;
+
+/// A validated input record.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A shop event with the bytes it arrived as.
+    Event(Event, Vec<u8>),
+    /// An FX rate.
+    Fx(FxRate),
+    /// A product version.
+    Product(Product),
+    /// A user profile version.
+    User(User),
+}
+
+impl Input {
+    /// Offers the record to a feeder.
+    pub fn feed(self, feeder: &mut Feeder) -> Option<Admission> {
+        match self {
+            Input::Event(e, raw) => return Some(feeder.event(e, raw)),
+            Input::Fx(f) => feeder.fx(f),
+            Input::Product(p) => feeder.product(p),
+            Input::User(u) => feeder.user(u),
+        }
+        None
+    }
+}
+
+/// Runs the dataflow over bounded input on `workers` threads. `load` is
+/// called on every worker with (index, peers, feeder) and must offer that
+/// worker's share. Returns every output change, unordered.
+pub fn run_bounded<L>(settings: Settings, workers: usize, load: L) -> Result<Vec<Change>, String>
+where
+    L: Fn(usize, usize, &mut Feeder) + Send + Sync + 'static,
+{
+    let problems = settings.problems();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let collected: Arc<Mutex<Vec<Change>>> = Arc::default();
+    let shared = collected.clone();
+    let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
+        let local: Rc<RefCell<Vec<Change>>> = Rc::default();
+        let sink = local.clone();
+        let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
+            let (inputs, rows) = graph::build(scope, &settings);
+            let (probe, _) = rows
+                .inspect(move |c| sink.borrow_mut().push(c.clone()))
+                .probe();
+            (inputs, probe)
+        });
+        let mut feeder = Feeder::new(inputs, settings.clone(), true);
+        load(worker.index(), worker.peers(), &mut feeder);
+        drop(feeder);
+        while !probe.done() {
+            worker.step();
+        }
+        shared
+            .lock()
+            .expect("no worker panicked")
+            .append(&mut local.borrow_mut());
+    })?;
+    guards
+        .join()
+        .into_iter()
+        .collect::<Result<Vec<()>, String>>()?;
+    let changes = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
+    Ok(changes)
+}
+
+/// Counts of what a live run did with offered events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    /// Applied at their own time.
+    pub on_time: u64,
+    /// Applied late, correcting windows.
+    pub late: u64,
+    /// Beyond the allowed lateness: not applied.
+    pub too_late: u64,
+}
+
+/// One completed step of a live run.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Every time before this is complete.
+    pub upto: Time,
+    /// The changes at completed times not reported before, consolidated.
+    pub changes: Vec<Change>,
+    /// Totals so far.
+    pub ingest: IngestCounts,
+    /// Events refused as too late since the last report.
+    pub too_late: Vec<Event>,
+}
+
+/// Runs the dataflow live: worker 0 ingests from `rx` until it disconnects or
+/// `stop()` is true; `report` receives every completed step on worker 0.
+pub fn run_live<S, R>(
+    settings: Settings,
+    workers: usize,
+    rx: Receiver<Input>,
+    stop: S,
+    report: R,
+) -> Result<(), String>
+where
+    S: Fn() -> bool + Send + Sync + 'static,
+    R: FnMut(Progress) + Send + 'static,
+{
+    let problems = settings.problems();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let rx = Arc::new(Mutex::new(Some(rx)));
+    let report = Arc::new(Mutex::new(report));
+    let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
+        let local: Rc<RefCell<Vec<Change>>> = Rc::default();
+        let sink = local.clone();
+        let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
+            let (inputs, rows) = graph::build(scope, &settings);
+            let to_zero = rows.inner.exchange(|_| 0).as_collection();
+            let (probe, _) = to_zero
+                .inspect(move |c| sink.borrow_mut().push(c.clone()))
+                .probe();
+            (inputs, probe)
+        });
+        let mut feeder = Some(Feeder::new(inputs, settings.clone(), false));
+        let rx = if worker.index() == 0 {
+            rx.lock().expect("lock").take()
+        } else {
+            None
+        };
+        let Some(rx) = rx else {
+            drop(feeder.take());
+            while !probe.done() {
+                worker.step_or_park(Some(Duration::from_millis(50)));
+            }
+            return;
+        };
+        let mut counts = IngestCounts::default();
+        let mut too_late = Vec::new();
+        let mut reported: Time = 0;
+        loop {
+            let deadline = Instant::now() + Duration::from_millis(20);
+            let mut open = true;
+            while Instant::now() < deadline {
+                match rx.try_recv() {
+                    Ok(input) => {
+                        let f = feeder.as_mut().expect("feeding");
+                        let event = matches!(&input, Input::Event(..)).then(|| input.clone());
+                        match input.feed(f) {
+                            Some(Admission::OnTime) => counts.on_time += 1,
+                            Some(Admission::Late) => counts.late += 1,
+                            Some(Admission::TooLate) => {
+                                counts.too_late += 1;
+                                if let Some(Input::Event(e, _)) = event {
+                                    too_late.push(e);
+                                }
+                            }
+                            None => {}
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            if let Some(f) = feeder.as_mut() {
+                f.advance_watermark();
+            }
+            worker.step_or_park(Some(Duration::from_millis(5)));
+            let upto = probe
+                .with_frontier(|f| f.iter().min().copied())
+                .unwrap_or(Time::MAX);
+            if upto > reported {
+                let mut buf = local.borrow_mut();
+                let (mut done, rest): (Vec<Change>, Vec<Change>) =
+                    buf.drain(..).partition(|c| c.1 < upto);
+                *buf = rest;
+                drop(buf);
+                differential_dataflow::consolidation::consolidate_updates(&mut done);
+                let progress = Progress {
+                    upto,
+                    changes: done,
+                    ingest: counts,
+                    too_late: std::mem::take(&mut too_late),
+                };
+                (report.lock().expect("report"))(progress);
+                reported = upto;
+            }
+            if !open || stop() {
+                break;
+            }
+        }
+        drop(feeder.take());
+        while !probe.done() {
+            worker.step();
+        }
+    })?;
+    guards
+        .join()
+        .into_iter()
+        .collect::<Result<Vec<()>, String>>()?;
+    Ok(())
+}
