@@ -4,13 +4,15 @@
 //! time (delayed retraction), so a sink that mirrored the collections would end
 //! up empty. Sinks instead apply changes per completed time, per row key:
 //!
-//! - a key with a new row is upserted (for `dim_user`, `first_seen` keeps the
-//!   minimum and `last_seen` the maximum ever seen);
-//! - a key whose row is only retracted is deleted **only** if the row is a
-//!   window and the time is before `window end + horizon`: that is a
-//!   correction (a late or conflicting event moved the last contribution
-//!   out). At or after that time it is the row ageing out of the live state,
-//!   and the row stays frozen. Facts and dimensions are never deleted.
+//! - a **window row** (`agg_*`) changes only before its freeze time,
+//!   `window end + horizon` (rounded up to a tick): until then an insert,
+//!   update or delete is a correction (a late or conflicting event); from then
+//!   on every change is the window's records ageing out of the live state, and
+//!   the row stays as it is;
+//! - **facts and dimensions** are upserted and never deleted: a key whose row
+//!   is only retracted has aged out. For `dim_user`, `first_seen` keeps the
+//!   minimum and `last_seen` the maximum ever seen, and a missing profile does
+//!   not erase a known one.
 //!
 //! [`Tables`] applies the rule in memory; the warehouse sink applies the same
 //! rule in SQL.
@@ -72,6 +74,12 @@ impl Tables {
         }
         for ((table, key), (insert, retracted)) in by_key {
             let rows = self.tables.entry(table).or_default();
+            let window_end = insert.as_ref().or(rows.get(&key)).and_then(Row::window_end);
+            if let Some(end) = window_end {
+                if time >= self.settings.tick(end + self.settings.horizon_ms) {
+                    continue; // frozen: the window's records are ageing out
+                }
+            }
             match insert {
                 Some(new) => {
                     let merged = match rows.get(&key) {
@@ -80,13 +88,8 @@ impl Tables {
                     };
                     rows.insert(key, merged);
                 }
-                None if retracted => {
-                    let correction = rows.get(&key).and_then(Row::window_end).is_some_and(|end| {
-                        time < self.settings.tick(end + self.settings.horizon_ms)
-                    });
-                    if correction {
-                        rows.remove(&key);
-                    }
+                None if retracted && window_end.is_some() => {
+                    rows.remove(&key);
                 }
                 None => {}
             }

@@ -10,7 +10,7 @@ use crate::{Settings, Time};
 use differential_dataflow::input::InputSession;
 use serde::{Deserialize, Serialize};
 use shopflow_model::{Currency, Date, Event, FxRate, Product, Rate, User};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One received version of an event, keyed in the dataflow by its id.
 /// Versions order by time, then raw bytes: the smallest is kept.
@@ -48,13 +48,19 @@ pub enum Admission {
     TooLate,
 }
 
-/// Feeds one worker's inputs.
+/// Feeds one worker's inputs. All versions of one event id must go through
+/// the same feeder (route by id), so they share one lifetime.
 pub struct Feeder {
     inputs: Inputs,
     settings: Settings,
     bounded: bool,
     max_ts: i64,
     fx_seen: HashMap<(Date, Currency), Rate>,
+    /// Expiry of every event id in the live state, so all versions of an id
+    /// leave together (a losing version must never outlive the winner).
+    expiry_of: HashMap<String, Time>,
+    /// The same ids by expiry, to forget them once expired.
+    expiring: BTreeMap<Time, Vec<String>>,
 }
 
 impl Feeder {
@@ -66,6 +72,8 @@ impl Feeder {
             bounded,
             max_ts: i64::MIN,
             fx_seen: HashMap::new(),
+            expiry_of: HashMap::new(),
+            expiring: BTreeMap::new(),
         }
     }
 
@@ -88,13 +96,22 @@ impl Feeder {
         };
         self.max_ts = self.max_ts.max(ts);
         let enter = own.max(now);
-        let expire = self.settings.expiry(ts);
-        if expire > enter {
-            let id = event.event_id().to_string();
-            let record = (id, Version { ts, raw, event });
-            self.inputs.events.update_at(record.clone(), enter, 1);
-            self.inputs.events.update_at(record, expire, -1);
+        let id = event.event_id().to_string();
+        let expire = match self.expiry_of.get(&id) {
+            Some(&group) => group,
+            None => {
+                let e = self.settings.expiry(ts);
+                self.expiry_of.insert(id.clone(), e);
+                self.expiring.entry(e).or_default().push(id.clone());
+                e
+            }
+        };
+        if expire <= enter {
+            return Admission::TooLate; // a re-send of an event that already aged out
         }
+        let record = (id, Version { ts, raw, event });
+        self.inputs.events.update_at(record.clone(), enter, 1);
+        self.inputs.events.update_at(record, expire, -1);
         admission
     }
 
@@ -144,6 +161,14 @@ impl Feeder {
 
     /// Moves every input to `time` (if later than now).
     pub fn advance_to(&mut self, time: Time) {
+        while let Some(entry) = self.expiring.first_entry() {
+            if *entry.key() > time {
+                break;
+            }
+            for id in entry.remove() {
+                self.expiry_of.remove(&id);
+            }
+        }
         if time > self.time() {
             self.inputs.events.advance_to(time);
             self.inputs.fx.advance_to(time);

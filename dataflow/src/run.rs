@@ -42,6 +42,14 @@ impl Input {
     }
 }
 
+/// The worker that must feed every version of event `id` (FNV-1a of the id).
+pub fn route(id: &str, peers: usize) -> usize {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (hash % peers.max(1) as u64) as usize
+}
+
 /// Runs the dataflow over bounded input on `workers` threads. `load` is
 /// called on every worker with (index, peers, feeder) and must offer that
 /// worker's share. Returns every output change, unordered.

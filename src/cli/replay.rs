@@ -1,13 +1,13 @@
 //! `shopflow replay`: a bounded run over a generated directory, written as CSV.
 
 use anyhow::Context;
-use shopflow_dataflow::run::{Input, run_bounded};
+use shopflow_dataflow::run::{Input, route, run_bounded};
 use shopflow_dataflow::{Settings, Table, Tables};
 use shopflow_model::EventKind;
 use shopflow_model::validate::{Record, validate};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Arguments of `replay`.
@@ -39,45 +39,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sources = Arc::new(read_sources(&args.input)?);
     let total: usize = sources.iter().map(|s| s.lines.len()).sum();
     tracing::info!(input = %args.input.display(), lines = total, workers = args.workers, "replaying");
-    let rejected: Arc<Mutex<BTreeMap<(EventKind, &'static str), u64>>> = Arc::default();
+    let (inputs, rejected) = validate_all(&sources);
+    let inputs = Arc::new(inputs);
     let settings = Settings::default();
-    let (shared, counts) = (sources.clone(), rejected.clone());
     let changes = run_bounded(
         settings.clone(),
         args.workers,
         move |index, peers, feeder| {
-            let mut local: BTreeMap<(EventKind, &'static str), u64> = BTreeMap::new();
-            for source in shared.iter() {
-                let is_event = matches!(
-                    source.kind,
-                    EventKind::Click | EventKind::Cart | EventKind::Purchase
-                );
-                // Events are spread over workers by line; reference data goes
-                // through worker 0 so FX corrections apply in file order.
-                let mine = |n: usize| {
-                    if is_event {
-                        n % peers == index
-                    } else {
-                        index == 0
-                    }
+            // Every version of an event goes through one worker (by id), so they
+            // share one lifetime; reference data goes through worker 0 so FX
+            // corrections apply in file order.
+            for input in inputs.iter() {
+                let mine = match input {
+                    Input::Event(e, _) => route(e.event_id(), peers) == index,
+                    _ => index == 0,
                 };
-                for (_, line) in source.lines.iter().enumerate().filter(|(n, _)| mine(*n)) {
-                    let input = match validate(source.kind, line) {
-                        Ok(Record::Event(e)) => Input::Event(e, line.clone()),
-                        Ok(Record::Fx(f)) => Input::Fx(f),
-                        Ok(Record::Product(p)) => Input::Product(p),
-                        Ok(Record::User(u)) => Input::User(u),
-                        Err(e) => {
-                            *local.entry((source.kind, e.reason.code())).or_default() += 1;
-                            continue;
-                        }
-                    };
-                    input.feed(feeder);
+                if mine {
+                    input.clone().feed(feeder);
                 }
-            }
-            let mut all = counts.lock().expect("no worker panicked");
-            for (k, v) in local {
-                *all.entry(k).or_default() += v;
             }
         },
     )
@@ -91,7 +70,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(&path, tables.to_csv(table))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let rejected = rejected.lock().expect("workers finished");
     for ((kind, reason), n) in rejected.iter() {
         tracing::warn!(
             file = format!("{}.jsonl", kind.topic()),
@@ -111,6 +89,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "replay complete"
     );
     Ok(())
+}
+
+/// Validates every line; returns the inputs in file order and the rejections
+/// counted per file and reason.
+fn validate_all(sources: &[Source]) -> (Vec<Input>, BTreeMap<(EventKind, &'static str), u64>) {
+    let mut inputs = Vec::new();
+    let mut rejected = BTreeMap::new();
+    for source in sources {
+        for line in &source.lines {
+            match validate(source.kind, line) {
+                Ok(Record::Event(e)) => inputs.push(Input::Event(e, line.clone())),
+                Ok(Record::Fx(f)) => inputs.push(Input::Fx(f)),
+                Ok(Record::Product(p)) => inputs.push(Input::Product(p)),
+                Ok(Record::User(u)) => inputs.push(Input::User(u)),
+                Err(e) => *rejected.entry((source.kind, e.reason.code())).or_default() += 1,
+            }
+        }
+    }
+    (inputs, rejected)
 }
 
 fn read_sources(dir: &Path) -> anyhow::Result<Vec<Source>> {

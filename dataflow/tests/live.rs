@@ -1,0 +1,127 @@
+//! Live behaviour: a late event corrects a window that was already emitted,
+//! and a too-late event is reported and not applied.
+
+use shopflow_dataflow::rows::SalesMinute;
+use shopflow_dataflow::run::{Input, Progress, run_live};
+use shopflow_dataflow::{Row, Settings, Tables, Time};
+use shopflow_model::{Currency, Event, Item, Money, Purchase, Timestamp};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+fn at(text: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(text).unwrap()
+}
+
+fn order(id: &str, ts: &str, cents: i64) -> Input {
+    let p = Purchase {
+        event_id: id.into(),
+        user_id: format!("u-{id}"),
+        session_id: format!("s-{id}"),
+        items: vec![Item {
+            product_id: "p1".into(),
+            quantity: 1,
+            unit_price: Money::from_units(cents),
+        }],
+        total_amount: Money::from_units(cents),
+        currency: Currency::Usd,
+        ts: at(ts),
+    };
+    Input::Event(Event::Purchase(p), id.as_bytes().to_vec())
+}
+
+/// Waits for reports until `upto` passes `time`, applying them to `tables`.
+fn wait_until(
+    reports: &Receiver<Progress>,
+    tables: &mut Tables,
+    time: Timestamp,
+    late: &mut Vec<Event>,
+) -> Progress {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let p = reports
+            .recv_timeout(left)
+            .expect("the live run reports progress before the deadline");
+        for (row, t, d) in &p.changes {
+            tables.apply_time(*t, vec![(row.clone(), *d)]);
+        }
+        late.extend(p.too_late.iter().cloned());
+        if p.upto > time.0 as Time {
+            return p;
+        }
+    }
+}
+
+fn minute(tables: &Tables, start: &str) -> Option<SalesMinute> {
+    tables
+        .rows(shopflow_dataflow::Table::AggSalesMinute)
+        .find_map(|r| match r {
+            Row::SalesMinute(m) if m.window_start == at(start) => Some(m.clone()),
+            _ => None,
+        })
+}
+
+#[test]
+fn late_event_corrects_and_too_late_event_is_reported() {
+    let settings = Settings {
+        out_of_orderness_ms: 0,
+        ..Settings::default()
+    };
+    let (tx, rx): (Sender<Input>, _) = channel();
+    let (report_tx, reports) = channel();
+    let live_settings = settings.clone();
+    let runner = std::thread::spawn(move || {
+        run_live(
+            live_settings,
+            2,
+            rx,
+            || false,
+            move |p| {
+                let _ = report_tx.send(p);
+            },
+        )
+    });
+    let mut tables = Tables::new(settings);
+    let mut too_late = Vec::new();
+
+    tx.send(order("a", "2026-11-24T10:00:40Z", 1000)).unwrap();
+    tx.send(order("b", "2026-11-24T10:04:00Z", 500)).unwrap();
+    wait_until(
+        &reports,
+        &mut tables,
+        at("2026-11-24T10:03:59Z"),
+        &mut too_late,
+    );
+    let first = minute(&tables, "2026-11-24T10:00:00Z").expect("minute 10:00 emitted");
+    assert_eq!(
+        (first.orders, first.revenue_usd),
+        (1, Money::from_units(1000))
+    );
+
+    // 3m10s behind the watermark: late, within the allowed 5 minutes.
+    tx.send(order("c", "2026-11-24T10:00:50Z", 250)).unwrap();
+    // 6 minutes behind: too late.
+    tx.send(order("d", "2026-11-24T09:58:00Z", 99)).unwrap();
+    tx.send(order("e", "2026-11-24T10:05:00Z", 1)).unwrap();
+    let p = wait_until(
+        &reports,
+        &mut tables,
+        at("2026-11-24T10:04:59Z"),
+        &mut too_late,
+    );
+    let corrected = minute(&tables, "2026-11-24T10:00:00Z").unwrap();
+    assert_eq!(
+        (corrected.orders, corrected.revenue_usd, corrected.buyers),
+        (2, Money::from_units(1250), 2)
+    );
+    assert_eq!(
+        minute(&tables, "2026-11-24T09:58:00Z"),
+        None,
+        "a too-late event must not be applied"
+    );
+    assert_eq!(too_late.len(), 1);
+    assert_eq!(too_late[0].event_id(), "d");
+    assert_eq!((p.ingest.late, p.ingest.too_late), (1, 1));
+    drop(tx);
+    runner.join().unwrap().unwrap();
+}
