@@ -75,10 +75,10 @@ impl Tables {
         for ((table, key), (insert, retracted)) in by_key {
             let rows = self.tables.entry(table).or_default();
             let window_end = insert.as_ref().or(rows.get(&key)).and_then(Row::window_end);
-            if let Some(end) = window_end {
-                if time >= self.settings.tick(end + self.settings.horizon_ms) {
-                    continue; // frozen: the window's records are ageing out
-                }
+            if let Some(end) = window_end
+                && time >= self.settings.tick(end + self.settings.horizon_ms)
+            {
+                continue; // frozen: the window's records are ageing out
             }
             match insert {
                 Some(new) => {
