@@ -29,18 +29,23 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
         users: users_in,
     };
 
-    // Deduplicate: keep the smallest version per id; report ids with several.
+    // Deduplicate: keep the smallest version per id; count extra copies and
+    // ids with conflicting versions.
     let resolved = raw.reduce_named(
         "Dedup",
-        |_id, versions, out: &mut Vec<((Event, u32), isize)>| {
+        |_id, versions, out: &mut Vec<((Event, u32, isize), isize)>| {
             let v: &Version = versions[0].0;
-            out.push(((v.event.clone(), versions.len() as u32), 1));
+            let copies: isize = versions.iter().map(|(_, n)| *n).sum();
+            out.push(((v.event.clone(), versions.len() as u32, copies), 1));
         },
     );
-    let events = resolved.clone().map(|(_, (e, _))| e);
+    let events = resolved.clone().map(|(_, (e, _, _))| e);
     let conflicts = resolved
-        .filter(|(_, (_, n))| *n > 1)
+        .clone()
+        .filter(|(_, (_, n, _))| *n > 1)
         .map(|_| StatName::Conflicts);
+    let duplicates =
+        resolved.explode(|(_, (_, _, copies))| once((StatName::Duplicates, copies - 1)));
     let distinct = events.clone().map(|_| StatName::DistinctEvents);
 
     let purchases = events.clone().flat_map(|e| match e {
@@ -49,6 +54,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
     });
     let (priced, waiting) = price_orders(purchases, fx.clone());
     let stats = conflicts
+        .concat(duplicates)
         .concat(distinct)
         .concat(waiting)
         .count()

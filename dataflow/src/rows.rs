@@ -181,6 +181,8 @@ pub enum StatName {
     DistinctEvents,
     /// Event ids seen with more than one payload.
     Conflicts,
+    /// Extra copies received (exact re-sends and conflicting versions).
+    Duplicates,
     /// Orders waiting for an FX rate.
     OrdersWaitingFx,
 }

@@ -134,12 +134,15 @@ impl Generator {
     /// Generates until the configured size, then flushes `sink`. A sink error
     /// of kind `Interrupted` ends the run early but still counts it.
     pub fn run(mut self, sink: &mut dyn Sink) -> io::Result<Manifest> {
-        match self.produce(sink) {
-            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
-            _ => {}
-        }
-        while let Some(Reverse((release, _, kind, line))) = self.late.pop() {
-            self.write(sink, kind, release, &line)?;
+        let interrupted = match self.produce(sink) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) => return Err(e),
+            Ok(()) => false,
+        };
+        if !interrupted {
+            while let Some(Reverse((release, _, kind, line))) = self.late.pop() {
+                self.write(sink, kind, release, &line)?;
+            }
         }
         sink.finish()?;
         self.manifest.end = Timestamp(self.clock).to_string();

@@ -21,4 +21,4 @@ pub mod world;
 mod generator;
 
 pub use generator::{Config, Generator, Manifest};
-pub use sink::{FileSink, Sink};
+pub use sink::{FileSink, Paced, Sink};

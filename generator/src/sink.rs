@@ -74,3 +74,51 @@ impl Sink for CountingSink {
         Ok(())
     }
 }
+
+/// Wraps a sink so lines come out no faster than their arrival time on the
+/// wall clock (event time `first` is now), and stops with an `Interrupted`
+/// error once `stop` says so.
+pub struct Paced<S, F> {
+    inner: S,
+    stop: F,
+    pace: Option<(std::time::Instant, Timestamp)>,
+    /// Lines passed through so far.
+    pub lines: u64,
+}
+
+impl<S: Sink, F: Fn() -> bool> Paced<S, F> {
+    /// Paces `inner` in real time from event time `first` when `realtime`.
+    pub fn new(inner: S, realtime: bool, first: Timestamp, stop: F) -> Self {
+        Paced {
+            inner,
+            stop,
+            pace: realtime.then(|| (std::time::Instant::now(), first)),
+            lines: 0,
+        }
+    }
+
+    /// The wrapped sink.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Sink, F: Fn() -> bool> Sink for Paced<S, F> {
+    fn emit(&mut self, kind: EventKind, arrival: Timestamp, line: &[u8]) -> io::Result<()> {
+        if (self.stop)() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+        }
+        if let Some((wall, first)) = self.pace {
+            let due = std::time::Duration::from_millis((arrival.0 - first.0).max(0) as u64);
+            if let Some(wait) = due.checked_sub(wall.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        self.lines += 1;
+        self.inner.emit(kind, arrival, line)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish()
+    }
+}

@@ -4,7 +4,7 @@ use super::{parse_duration_ms, parse_fraction};
 use crate::shutdown::Shutdown;
 use anyhow::{Context, bail};
 use shopflow_generator::sim::World;
-use shopflow_generator::{Config, FileSink, Generator, Sink};
+use shopflow_generator::{Config, FileSink, Generator, Paced, Sink};
 use shopflow_model::{EventKind, Timestamp};
 use std::io;
 use std::path::PathBuf;
@@ -101,11 +101,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = Shutdown::install()?;
     let files = FileSink::create(&args.out_dir)
         .with_context(|| format!("cannot create output files in {}", args.out_dir.display()))?;
-    let mut sink = Watch {
-        inner: files,
-        shutdown,
-        pace: args.realtime.then(|| (Instant::now(), start)),
-        lines: 0,
+    let stop = move || shutdown.requested();
+    let paced = Paced::new(files, args.realtime, start, stop);
+    let mut sink = Progress {
+        inner: paced,
         last_report: Instant::now(),
     };
     let began = Instant::now();
@@ -146,36 +145,20 @@ fn now() -> Timestamp {
     Timestamp(ms)
 }
 
-/// Wraps the file sink with pacing, progress reports and Ctrl-C handling.
-struct Watch {
-    inner: FileSink,
-    shutdown: Shutdown,
-    pace: Option<(Instant, Timestamp)>,
-    lines: u64,
+/// Logs progress every few seconds on long runs.
+struct Progress<S> {
+    inner: S,
     last_report: Instant,
 }
 
-impl Sink for Watch {
+impl<S: Sink> Sink for Progress<S> {
     fn emit(&mut self, kind: EventKind, arrival: Timestamp, line: &[u8]) -> io::Result<()> {
-        if self.shutdown.requested() {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "interrupted by signal",
-            ));
-        }
-        if let Some((wall, first)) = self.pace {
-            let due = Duration::from_millis((arrival.0 - first.0).max(0) as u64);
-            if let Some(wait) = due.checked_sub(wall.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        self.lines += 1;
-        if self.lines.is_multiple_of(65_536) && self.last_report.elapsed() >= Duration::from_secs(5)
-        {
+        self.inner.emit(kind, arrival, line)?;
+        if self.last_report.elapsed() >= Duration::from_secs(5) {
             self.last_report = Instant::now();
-            tracing::info!(lines = self.lines, event_time = %arrival, "generating");
+            tracing::info!(event_time = %arrival, "generating");
         }
-        self.inner.emit(kind, arrival, line)
+        Ok(())
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -1,5 +1,7 @@
 //! The subcommands and their arguments.
 
+mod console;
+mod demo;
 mod fx_server;
 mod generate;
 mod replay;
@@ -22,6 +24,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole pipeline live on a simulated shop, with a console view (Ctrl-C to stop).
+    Demo(demo::Args),
     /// Generate realistic shop traffic (deterministic per seed) into JSON-lines files.
     Generate(generate::Args),
     /// Check JSON-lines files against the event contract and report each rejection.
@@ -35,6 +39,7 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Validate(args) => validate::run(args),
         Command::FxServer(args) => fx_server::run(args),
