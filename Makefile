@@ -8,11 +8,12 @@ export CARGO_TARGET_DIR ?= $(CACHE)/target
 VENV ?= $(CACHE)/venv
 PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
+BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema bench demo clean-cache
+.PHONY: test setup lint unit schema replay bench demo clean-cache
 
-## Run every check: format, lints, Rust tests, schema agreement.
-test: setup lint unit schema
+## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
+test: setup lint unit schema replay
 	@echo "make test: all checks passed"
 
 ## Install what the tests need (idempotent, cached under $(CACHE)).
@@ -30,6 +31,15 @@ unit:
 schema:
 	cargo build --locked --bin shopflow
 	SHOPFLOW_BIN=$(BIN_DEBUG) $(PYTEST) -q -p no:cacheprovider tests/schemas
+
+## `shopflow replay` vs an independent Python recomputation (release binary: the run is heavy).
+replay:
+	cargo build --release --locked --bin shopflow
+	SHOPFLOW_BIN=$(BIN_RELEASE) $(PYTEST) -q -p no:cacheprovider tests/replay
+
+## The live demo (Ctrl-C to stop).
+demo:
+	cargo run --release --locked -- demo
 
 ## Criterion benchmarks (slow; not part of `test`).
 bench:

@@ -8,9 +8,14 @@ use differential_dataflow::VecCollection;
 use differential_dataflow::input::Input;
 use shopflow_model::{Currency, Event, FxRate, Money, Purchase, Rate, Timestamp};
 use std::iter::once;
+use std::sync::Arc;
 use timely::dataflow::Scope;
 
 type Coll<'s, D> = VecCollection<'s, Time, D>;
+/// Events after deduplication, shared rather than copied between operators.
+type Ev = Arc<Event>;
+/// An order with the FX rate valid on its date.
+type Priced = (Arc<Purchase>, Rate);
 
 const MINUTE: i64 = 60_000;
 const FIVE: i64 = 300_000;
@@ -39,7 +44,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
             out.push(((v.event.clone(), versions.len() as u32, copies), 1));
         },
     );
-    let events = resolved.clone().map(|(_, (e, _, _))| e);
+    let events = resolved.clone().map(|(_, (e, _, _))| Arc::new(e));
     let conflicts = resolved
         .clone()
         .filter(|(_, (_, n, _))| *n > 1)
@@ -48,8 +53,8 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
         resolved.explode(|(_, (_, _, copies))| once((StatName::Duplicates, copies - 1)));
     let distinct = events.clone().map(|_| StatName::DistinctEvents);
 
-    let purchases = events.clone().flat_map(|e| match e {
-        Event::Purchase(p) => Some(p),
+    let purchases = events.clone().flat_map(|e| match &*e {
+        Event::Purchase(p) => Some(Arc::new(p.clone())),
         _ => None,
     });
     let (priced, waiting) = price_orders(purchases, fx.clone());
@@ -86,9 +91,9 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
 
 /// Orders with the FX rate valid on their date, and the orders still waiting for one.
 fn price_orders<'s>(
-    purchases: Coll<'s, Purchase>,
+    purchases: Coll<'s, Arc<Purchase>>,
     fx: Coll<'s, FxRate>,
-) -> (Coll<'s, (Purchase, Rate)>, Coll<'s, StatName>) {
+) -> (Coll<'s, Priced>, Coll<'s, StatName>) {
     let keyed = purchases.map(|p| ((p.currency, p.ts.date()), p));
     let foreign = keyed.clone().filter(|((c, _), _)| *c != Currency::Usd);
     let needed = foreign.clone().map(|(k, _)| k).distinct();
@@ -117,10 +122,10 @@ fn line_amount(unit_price: Money, quantity: u32) -> Money {
     Money::from_units(unit_price.units() * i64::from(quantity))
 }
 
-fn facts<'s>(events: Coll<'s, Event>, priced: Coll<'s, (Purchase, Rate)>) -> Coll<'s, Row> {
-    let clicks_carts = events.flat_map(|e| match e {
-        Event::Click(c) => Some(Row::FactClick(c)),
-        Event::Cart(c) => Some(Row::FactCart(c)),
+fn facts<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, Row> {
+    let clicks_carts = events.flat_map(|e| match &*e {
+        Event::Click(c) => Some(Row::FactClick(c.clone())),
+        Event::Cart(c) => Some(Row::FactCart(c.clone())),
         Event::Purchase(_) => None,
     });
     let orders = priced.clone().map(|(p, rate)| {
@@ -128,41 +133,41 @@ fn facts<'s>(events: Coll<'s, Event>, priced: Coll<'s, (Purchase, Rate)>) -> Col
             total_amount_usd: p.total_amount.to_usd(rate),
             line_count: p.items.len() as u32,
             item_count: p.items.iter().map(|i| i.quantity).sum(),
-            event_id: p.event_id,
-            user_id: p.user_id,
-            session_id: p.session_id,
+            event_id: p.event_id.clone(),
+            user_id: p.user_id.clone(),
+            session_id: p.session_id.clone(),
             ts: p.ts,
             currency: p.currency,
             total_amount: p.total_amount,
         })
     });
     let items = priced.flat_map(|(p, rate)| {
-        let (event_id, ts) = (p.event_id, p.ts);
-        p.items.into_iter().enumerate().map(move |(i, item)| {
+        (0..p.items.len()).map(move |i| {
+            let item = &p.items[i];
             let amount = line_amount(item.unit_price, item.quantity);
             Row::FactOrderItem(FactOrderItem {
-                event_id: event_id.clone(),
+                event_id: p.event_id.clone(),
                 line_number: i as u32 + 1,
-                product_id: item.product_id,
+                product_id: item.product_id.clone(),
                 quantity: item.quantity,
                 unit_price: item.unit_price,
                 line_amount: amount,
                 line_amount_usd: amount.to_usd(rate),
-                ts,
+                ts: p.ts,
             })
         })
     });
     clicks_carts.concat(orders).concat(items)
 }
 
-fn sales_minute<'s>(priced: Coll<'s, (Purchase, Rate)>) -> Coll<'s, Row> {
+fn sales_minute<'s>(priced: Coll<'s, Priced>) -> Coll<'s, Row> {
     let sums = priced.clone().explode(|(p, rate)| {
         let items: u32 = p.items.iter().map(|i| i.quantity).sum();
         let usd = p.total_amount.to_usd(rate).units() as isize;
         once((p.ts.floor_to(MINUTE), (1isize, items as isize, usd, 0isize)))
     });
     let buyers = priced
-        .map(|(p, _)| (p.ts.floor_to(MINUTE), p.user_id))
+        .map(|(p, _)| (p.ts.floor_to(MINUTE), p.user_id.clone()))
         .distinct()
         .explode(|(m, _)| once((m, (0isize, 0isize, 0isize, 1isize))));
     sums.concat(buyers)
@@ -178,9 +183,9 @@ fn sales_minute<'s>(priced: Coll<'s, (Purchase, Rate)>) -> Coll<'s, Row> {
         })
 }
 
-fn funnel<'s>(events: Coll<'s, Event>) -> Coll<'s, Row> {
+fn funnel<'s>(events: Coll<'s, Ev>) -> Coll<'s, Row> {
     let touches = events.map(|e| {
-        let level = match e {
+        let level = match &*e {
             Event::Click(_) => 0u8,
             Event::Cart(_) => 1,
             Event::Purchase(_) => 2,
@@ -209,19 +214,20 @@ fn funnel<'s>(events: Coll<'s, Event>) -> Coll<'s, Row> {
         })
 }
 
-fn top_products<'s>(events: Coll<'s, Event>, priced: Coll<'s, (Purchase, Rate)>) -> Coll<'s, Row> {
+fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, Row> {
     let clicks = events
-        .flat_map(|e| match e {
-            Event::Click(c) => Some(((c.ts.floor_to(HOUR), Ranking::Clicks), c.product_id)),
+        .flat_map(|e| match &*e {
+            Event::Click(c) => Some(((c.ts.floor_to(HOUR), Ranking::Clicks), c.product_id.clone())),
             _ => None,
         })
         .count();
     let revenue = priced
         .explode(|(p, rate)| {
             let hour = p.ts.floor_to(HOUR);
-            p.items.into_iter().map(move |i| {
+            (0..p.items.len()).map(move |n| {
+                let i = &p.items[n];
                 let usd = line_amount(i.unit_price, i.quantity).to_usd(rate).units() as isize;
-                (((hour, Ranking::Revenue), i.product_id), usd)
+                (((hour, Ranking::Revenue), i.product_id.clone()), usd)
             })
         })
         .count();
@@ -256,7 +262,7 @@ enum UserSide {
     Activity(Timestamp, Timestamp),
 }
 
-fn dim_user<'s>(events: Coll<'s, Event>, users: Coll<'s, shopflow_model::User>) -> Coll<'s, Row> {
+fn dim_user<'s>(events: Coll<'s, Ev>, users: Coll<'s, shopflow_model::User>) -> Coll<'s, Row> {
     let profiles = users
         .map(|u| {
             (
@@ -364,8 +370,8 @@ fn dim_currency<'s>(fx: Coll<'s, FxRate>) -> Coll<'s, Row> {
 
 /// Revenue, orders and active sessions over the last 5 and 60 minutes of event time.
 fn rolling<'s>(
-    events: Coll<'s, Event>,
-    priced: Coll<'s, (Purchase, Rate)>,
+    events: Coll<'s, Ev>,
+    priced: Coll<'s, Priced>,
     settings: &Settings,
 ) -> Coll<'s, Row> {
     let mut out: Option<Coll<'s, Row>> = None;

@@ -1,0 +1,46 @@
+//! Inputs shared by the benches: generated traffic, as lines and as parsed records.
+
+#![allow(dead_code)]
+
+use shopflow_dataflow::run::Input;
+use shopflow_generator::{Config, Generator, Sink};
+use shopflow_model::validate::{Record, validate};
+use shopflow_model::{EventKind, Timestamp};
+use std::io;
+
+struct Lines(Vec<(EventKind, Vec<u8>)>);
+
+impl Sink for Lines {
+    fn emit(&mut self, kind: EventKind, _: Timestamp, line: &[u8]) -> io::Result<()> {
+        self.0.push((kind, line.to_vec()));
+        Ok(())
+    }
+}
+
+/// `events` generated lines (seed 1, 200 events/s, realistic faults), with their kinds.
+pub fn lines(events: u64) -> Vec<(EventKind, Vec<u8>)> {
+    let mut cfg = Config {
+        seed: 1,
+        events: Some(events),
+        duplicates: 0.01,
+        late: 0.05,
+        ..Config::default()
+    };
+    cfg.world.rate = 200.0;
+    let mut sink = Lines(Vec::new());
+    Generator::new(cfg).run(&mut sink).expect("in-memory sink");
+    sink.0
+}
+
+/// The same lines, validated into dataflow inputs.
+pub fn inputs(events: u64) -> Vec<Input> {
+    lines(events)
+        .into_iter()
+        .filter_map(|(kind, line)| match validate(kind, &line).ok()? {
+            Record::Event(e) => Some(Input::Event(e, line)),
+            Record::Fx(f) => Some(Input::Fx(f)),
+            Record::Product(p) => Some(Input::Product(p)),
+            Record::User(u) => Some(Input::User(u)),
+        })
+        .collect()
+}

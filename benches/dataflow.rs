@@ -1,0 +1,51 @@
+//! Throughput of the whole dataflow (dedup, facts, dimensions, windows,
+//! funnel, top products, rolling figures) on pre-parsed events, as a bounded
+//! run on 1 and 2 workers. Elements are shop events offered (duplicates
+//! included); reference data (users, products, FX) rides along.
+//!
+//! Run: `cargo bench --bench dataflow`. Figures go in `docs/benchmarks.md`.
+
+mod common;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use shopflow_dataflow::Settings;
+use shopflow_dataflow::run::{Input, route, run_bounded};
+use std::sync::Arc;
+
+const EVENTS: u64 = 100_000;
+
+fn bench(c: &mut Criterion) {
+    let inputs = Arc::new(common::inputs(EVENTS));
+    let events = inputs
+        .iter()
+        .filter(|i| matches!(i, Input::Event(..)))
+        .count() as u64;
+    let mut group = c.benchmark_group("dataflow");
+    group.throughput(Throughput::Elements(events));
+    group.sample_size(10);
+    for workers in [1, 2] {
+        group.bench_function(format!("{workers}_workers"), |b| {
+            b.iter(|| {
+                let inputs = inputs.clone();
+                let changes =
+                    run_bounded(Settings::default(), workers, move |index, peers, feeder| {
+                        for input in inputs.iter() {
+                            let mine = match input {
+                                Input::Event(e, _) => route(e.event_id(), peers) == index,
+                                _ => index == 0,
+                            };
+                            if mine {
+                                input.clone().feed(feeder);
+                            }
+                        }
+                    })
+                    .expect("dataflow runs");
+                changes.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,93 @@
+//! Memory under a long steady stream: a live run (watermarks, late events,
+//! delayed retractions) fed as fast as it goes with 6 hours of event time at
+//! 100 events/s, printing the process's resident memory every 15 minutes of
+//! event time. State is bounded by the horizon, so RSS should level off once
+//! the first records expire (about 70 minutes of event time in) and stay flat.
+//!
+//! Run: `cargo bench --bench memory` (about a minute). Figures go in
+//! `docs/benchmarks.md`.
+
+use shopflow_dataflow::Settings;
+use shopflow_dataflow::run::{Input, run_live};
+use shopflow_generator::{Config, Generator, Sink};
+use shopflow_model::validate::{Record, validate};
+use shopflow_model::{EventKind, Timestamp};
+use std::io;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::Instant;
+
+struct Feed(SyncSender<Input>);
+
+impl Sink for Feed {
+    fn emit(&mut self, kind: EventKind, _: Timestamp, line: &[u8]) -> io::Result<()> {
+        let input = match validate(kind, line) {
+            Ok(Record::Event(e)) => Input::Event(e, line.to_vec()),
+            Ok(Record::Fx(f)) => Input::Fx(f),
+            Ok(Record::Product(p)) => Input::Product(p),
+            Ok(Record::User(u)) => Input::User(u),
+            Err(_) => return Ok(()),
+        };
+        self.0
+            .send(input)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "dataflow gone"))
+    }
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo bench asks benches to list themselves
+    }
+    let hours = 6;
+    let mut cfg = Config {
+        seed: 9,
+        events: None,
+        duration_ms: Some(hours * 3_600_000),
+        duplicates: 0.01,
+        late: 0.02,
+        malformed: 0.001,
+        ..Config::default()
+    };
+    cfg.world.rate = 100.0;
+    let start = cfg.start;
+    let (tx, rx) = sync_channel(10_000);
+    let generator = std::thread::spawn(move || Generator::new(cfg).run(&mut Feed(tx)));
+    let began = Instant::now();
+    println!(
+        "machine: {} cores; 100 events/s of event time, {hours} h",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{:>10} {:>10} {:>10}", "event min", "RSS MiB", "wall s");
+    let mut next_mark = 0i64;
+    run_live(
+        Settings::default(),
+        1,
+        rx,
+        || false,
+        move |p| {
+            let minutes = (p.upto as i64 - start.0) / 60_000;
+            if minutes >= next_mark && p.upto != u64::MAX {
+                println!(
+                    "{minutes:>10} {:>10.1} {:>10.1}",
+                    rss_mib(),
+                    began.elapsed().as_secs_f64()
+                );
+                next_mark += 15;
+            }
+        },
+    )
+    .expect("live run");
+    generator
+        .join()
+        .expect("generator thread")
+        .expect("generator");
+}
