@@ -4,8 +4,9 @@
 //! event time. State is bounded by the horizon, so RSS should level off once
 //! the first records expire (about 70 minutes of event time in) and stay flat.
 //!
-//! Run: `cargo bench --bench memory` (about a minute). Figures go in
-//! `docs/benchmarks.md`.
+//! Run: `cargo bench --bench memory` (about five minutes); set
+//! `SHOPFLOW_BENCH_RATE` (events/s, default 100) and `SHOPFLOW_BENCH_HOURS`
+//! (default 6) for other shapes. Figures go in `docs/benchmarks.md`.
 
 use shopflow_dataflow::Settings;
 use shopflow_dataflow::run::{Input, run_live};
@@ -47,25 +48,30 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // cargo bench asks benches to list themselves
     }
-    let hours = 6;
+    let env = |name: &str, default: f64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let hours = env("SHOPFLOW_BENCH_HOURS", 6.0);
+    let rate = env("SHOPFLOW_BENCH_RATE", 100.0);
     let mut cfg = Config {
         seed: 9,
         events: None,
-        duration_ms: Some(hours * 3_600_000),
+        duration_ms: Some((hours * 3_600_000.0) as i64),
         duplicates: 0.01,
         late: 0.02,
         malformed: 0.001,
         ..Config::default()
     };
-    cfg.world.rate = 100.0;
+    cfg.world.rate = rate;
     let start = cfg.start;
     let (tx, rx) = sync_channel(10_000);
     let generator = std::thread::spawn(move || Generator::new(cfg).run(&mut Feed(tx)));
     let began = Instant::now();
-    println!(
-        "machine: {} cores; 100 events/s of event time, {hours} h",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("machine: {cores} cores; {rate} events/s of event time, {hours} h");
     println!("{:>10} {:>10} {:>10}", "event min", "RSS MiB", "wall s");
     let mut next_mark = 0i64;
     run_live(

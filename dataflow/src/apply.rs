@@ -76,7 +76,7 @@ impl Tables {
             let rows = self.tables.entry(table).or_default();
             let window_end = insert.as_ref().or(rows.get(&key)).and_then(Row::window_end);
             if let Some(end) = window_end
-                && time >= self.settings.tick(end + self.settings.horizon_ms)
+                && time >= self.settings.freeze(end)
             {
                 continue; // frozen: the window's records are ageing out
             }

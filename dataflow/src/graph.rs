@@ -1,11 +1,13 @@
 //! The dataflow graph: from deduplicated events to every output table.
 
 use crate::input::{Inputs, Version};
-use crate::lifetime::lifetime;
+use crate::lifetime::{extend, lifetime};
 use crate::rows::*;
 use crate::{Settings, Time};
 use differential_dataflow::VecCollection;
 use differential_dataflow::input::Input;
+use differential_dataflow::operators::count::CountTotal;
+use differential_dataflow::operators::threshold::ThresholdTotal;
 use shopflow_model::{Currency, Event, FxRate, Money, Purchase, Rate, Timestamp};
 use std::iter::once;
 use std::sync::Arc;
@@ -38,19 +40,28 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
     // ids with conflicting versions.
     let resolved = raw.reduce_named(
         "Dedup",
-        |_id, versions, out: &mut Vec<((Event, u32, isize), isize)>| {
+        |_id, versions, out: &mut Vec<((Event, Time, u32, isize), isize)>| {
             let v: &Version = versions[0].0;
             let copies: isize = versions.iter().map(|(_, n)| *n).sum();
-            out.push(((v.event.clone(), versions.len() as u32, copies), 1));
+            out.push((
+                (v.event.clone(), v.expires, versions.len() as u32, copies),
+                1,
+            ));
         },
     );
-    let events = resolved.clone().map(|(_, (e, _, _))| Arc::new(e));
+    // The dedup state forgets ids soon after the allowed lateness; downstream
+    // keeps each winner until its full lifetime (`Settings::expiry`).
+    let s = settings.clone();
+    let resolved = extend(resolved, move |(_, (e, forget, _, _))| {
+        (*forget, s.expiry(e.ts().0))
+    });
+    let events = resolved.clone().map(|(_, (e, _, _, _))| Arc::new(e));
     let conflicts = resolved
         .clone()
-        .filter(|(_, (_, n, _))| *n > 1)
+        .filter(|(_, (_, _, n, _))| *n > 1)
         .map(|_| StatName::Conflicts);
     let duplicates =
-        resolved.explode(|(_, (_, _, copies))| once((StatName::Duplicates, copies - 1)));
+        resolved.explode(|(_, (_, _, _, copies))| once((StatName::Duplicates, copies - 1)));
     let distinct = events.clone().map(|_| StatName::DistinctEvents);
 
     let purchases = events.clone().flat_map(|e| match &*e {
@@ -62,7 +73,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
         .concat(duplicates)
         .concat(distinct)
         .concat(waiting)
-        .count()
+        .count_total()
         .map(|(name, value)| {
             Row::Stat(Stat {
                 name,
@@ -70,18 +81,32 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
             })
         });
 
+    // Each aggregate keeps its inputs only until its windows freeze.
+    let until = |ev: Coll<'s, Ev>, period: i64| {
+        let s = settings.clone();
+        lifetime(ev, "UntilFrozen", move |e| {
+            (0, s.freeze(e.ts().floor_to(period).0 + period))
+        })
+    };
+    let s = settings.clone();
+    let priced_minute = lifetime(priced.clone(), "UntilFrozen", move |(p, _)| {
+        (0, s.freeze(p.ts.floor_to(MINUTE).0 + MINUTE))
+    });
+    let s = settings.clone();
+    let priced_hour = lifetime(priced.clone(), "UntilFrozen", move |(p, _)| {
+        (0, s.freeze(p.ts.floor_to(HOUR).0 + HOUR))
+    });
     let rows = facts(events.clone(), priced.clone())
-        .concat(sales_minute(priced.clone()))
-        .concat(funnel(events.clone()))
-        .concat(top_products(events.clone(), priced.clone()))
-        .concat(dim_user(events.clone(), users))
+        .concat(sales_minute(priced_minute))
+        .concat(funnel(until(events.clone(), FIVE)))
+        .concat(top_products(until(events.clone(), HOUR), priced_hour))
+        .concat(dim_user(until(events.clone(), MINUTE), users))
         .concat(dim_product(products))
         .concat(dim_currency(fx))
         .concat(
-            events
-                .clone()
+            until(events.clone(), MINUTE)
                 .map(|e| e.ts().floor_to(MINUTE))
-                .distinct()
+                .distinct_total()
                 .map(|ts_minute| Row::DimTime(DimTime { ts_minute })),
         )
         .concat(rolling(events, priced, settings))
@@ -96,7 +121,7 @@ fn price_orders<'s>(
 ) -> (Coll<'s, Priced>, Coll<'s, StatName>) {
     let keyed = purchases.map(|p| ((p.currency, p.ts.date()), p));
     let foreign = keyed.clone().filter(|((c, _), _)| *c != Currency::Usd);
-    let needed = foreign.clone().map(|(k, _)| k).distinct();
+    let needed = foreign.clone().map(|(k, _)| k).distinct_total();
     let effective = needed
         .join(fx.map(|f| (f.currency, (f.date, f.rate))))
         .filter(|(_, (date, (fx_date, _)))| fx_date <= date)
@@ -168,10 +193,10 @@ fn sales_minute<'s>(priced: Coll<'s, Priced>) -> Coll<'s, Row> {
     });
     let buyers = priced
         .map(|(p, _)| (p.ts.floor_to(MINUTE), p.user_id.clone()))
-        .distinct()
+        .distinct_total()
         .explode(|(m, _)| once((m, (0isize, 0isize, 0isize, 1isize))));
     sums.concat(buyers)
-        .count()
+        .count_total()
         .map(|(window_start, (orders, items, usd, buyers))| {
             Row::SalesMinute(SalesMinute {
                 window_start,
@@ -197,13 +222,13 @@ fn funnel<'s>(events: Coll<'s, Ev>) -> Coll<'s, Row> {
             .clone()
             .filter(move |(_, _, level)| *level >= min)
             .map(|(w, s, _)| (w, s))
-            .distinct()
+            .distinct_total()
             .explode(move |(w, _)| once((w, weight)))
     };
     stage(0, (1, 0, 0))
         .concat(stage(1, (0, 1, 0)))
         .concat(stage(2, (0, 0, 1)))
-        .count()
+        .count_total()
         .map(|(w, (a, c, p))| {
             Row::Funnel(Funnel {
                 window_start: w,
@@ -220,7 +245,7 @@ fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, 
             Event::Click(c) => Some(((c.ts.floor_to(HOUR), Ranking::Clicks), c.product_id.clone())),
             _ => None,
         })
-        .count();
+        .count_total();
     let revenue = priced
         .explode(|(p, rate)| {
             let hour = p.ts.floor_to(HOUR);
@@ -230,7 +255,7 @@ fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, 
                 (((hour, Ranking::Revenue), i.product_id.clone()), usd)
             })
         })
-        .count();
+        .count_total();
     clicks
         .concat(revenue)
         .map(|((key, product), value)| (key, (std::cmp::Reverse(value as i64), product)))
@@ -344,7 +369,7 @@ fn dim_product<'s>(products: Coll<'s, shopflow_model::Product>) -> Coll<'s, Row>
 }
 
 fn dim_currency<'s>(fx: Coll<'s, FxRate>) -> Coll<'s, Row> {
-    let usd = fx.clone().map(|_| ()).distinct().map(|()| {
+    let usd = fx.clone().map(|_| ()).distinct_total().map(|()| {
         Row::DimCurrency(DimCurrency {
             currency: Currency::Usd,
             rate_date: None,
@@ -392,19 +417,20 @@ fn rolling<'s>(
             (s.tick(e.ts().0), s.tick(e.ts().0 + width))
         })
         .map(|e| e.session_id().to_string())
-        .distinct()
+        .distinct_total()
         .explode(move |_| once((minutes, (0isize, 0isize, 1isize))));
-        let rows = orders
-            .concat(sessions)
-            .count()
-            .map(|(minutes, (orders, usd, sessions))| {
-                Row::Rolling(Rolling {
-                    minutes,
-                    orders: orders as i64,
-                    revenue_usd: Money::from_units(usd as i64),
-                    sessions: sessions as i64,
-                })
-            });
+        let rows =
+            orders
+                .concat(sessions)
+                .count_total()
+                .map(|(minutes, (orders, usd, sessions))| {
+                    Row::Rolling(Rolling {
+                        minutes,
+                        orders: orders as i64,
+                        revenue_usd: Money::from_units(usd as i64),
+                        sessions: sessions as i64,
+                    })
+                });
         out = Some(match out {
             Some(prev) => prev.concat(rows),
             None => rows,

@@ -1,7 +1,9 @@
 //! Feeding the dataflow: event time, watermarks, lateness and lifetimes.
 //!
 //! A [`Feeder`] owns one worker's input sessions. Each event enters at
-//! `max(tick(ts), input time)` and is retracted at [`Settings::expiry`]; an
+//! `max(tick(ts), input time)` and is retracted at [`Settings::dedup_expiry`]
+//! of the first version of its id (downstream keeps it until
+//! [`Settings::expiry`], see `graph.rs`); an
 //! event whose time is more than the allowed lateness behind the input time is
 //! *too late*: not applied, and returned to the caller to report. In bounded
 //! mode (replay) nothing is late: every record enters at its own tick.
@@ -18,6 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 pub struct Version {
     /// The event time.
     pub ts: i64,
+    /// When every version of this id leaves the deduplication state.
+    pub expires: Time,
     /// The message bytes as received.
     pub raw: Vec<u8>,
     /// The parsed event.
@@ -100,7 +104,7 @@ impl Feeder {
         let expire = match self.expiry_of.get(&id) {
             Some(&group) => group,
             None => {
-                let e = self.settings.expiry(ts);
+                let e = self.settings.dedup_expiry(ts);
                 self.expiry_of.insert(id.clone(), e);
                 self.expiring.entry(e).or_default().push(id.clone());
                 e
@@ -109,7 +113,15 @@ impl Feeder {
         if expire <= enter {
             return Admission::TooLate; // a re-send of an event that already aged out
         }
-        let record = (id, Version { ts, raw, event });
+        let record = (
+            id,
+            Version {
+                ts,
+                expires: expire,
+                raw,
+                event,
+            },
+        );
         self.inputs.events.update_at(record.clone(), enter, 1);
         self.inputs.events.update_at(record, expire, -1);
         admission

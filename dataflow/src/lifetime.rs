@@ -29,3 +29,25 @@ where
         })
         .as_collection()
 }
+
+/// Moves the retraction a record gets when it leaves an upstream state at
+/// `forget` to `keep` (later): for each record `f` gives `(forget, keep)`.
+/// Other updates (a conflict resolved by a late version, say) pass unchanged.
+pub fn extend<'s, D, F>(coll: VecCollection<'s, Time, D>, keep: F) -> VecCollection<'s, Time, D>
+where
+    D: Clone + 'static,
+    F: Fn(&D) -> (Time, Time) + 'static,
+{
+    use differential_dataflow::AsCollection;
+    coll.inner
+        .flat_map::<Vec<(D, Time, isize)>, _, _>(move |(d, t, r)| {
+            let (forget, until) = keep(&d);
+            let t = if r < 0 && t == forget {
+                t.max(until)
+            } else {
+                t
+            };
+            Some((d, t, r))
+        })
+        .as_collection()
+}

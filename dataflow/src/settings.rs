@@ -59,8 +59,27 @@ impl Settings {
         (ts_ms.max(0) as u64).div_ceil(self.tick_ms as u64) * self.tick_ms as u64
     }
 
-    /// When a record with event time `ts_ms` leaves the live state.
+    /// When a record with event time `ts_ms` leaves the live state: one hour
+    /// (the longest window) plus the horizon later, rounded up to a minute so
+    /// that retractions of one minute's records consolidate.
     pub fn expiry(&self, ts_ms: i64) -> crate::Time {
-        self.tick(ts_ms + HOUR_MS + self.horizon_ms)
+        ceil_minute(ts_ms + HOUR_MS + self.horizon_ms)
     }
+
+    /// When the deduplication state forgets an event id first seen with event
+    /// time `ts_ms`: no re-send of it can be admitted after the allowed
+    /// lateness, so it need not be remembered longer (plus the horizon, for
+    /// conflicting versions with a later time).
+    pub fn dedup_expiry(&self, ts_ms: i64) -> crate::Time {
+        ceil_minute(ts_ms + self.allowed_lateness_ms + self.horizon_ms)
+    }
+
+    /// When a window ending at `end_ms` freezes: the last time its row may change.
+    pub fn freeze(&self, end_ms: i64) -> crate::Time {
+        self.tick(end_ms + self.horizon_ms)
+    }
+}
+
+fn ceil_minute(ms: i64) -> crate::Time {
+    (ms.max(0) as u64).div_ceil(MINUTE_MS as u64) * MINUTE_MS as u64
 }

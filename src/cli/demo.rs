@@ -7,7 +7,6 @@
 use super::console::{DemoState, render};
 use super::{parse_duration_ms, parse_fraction};
 use crate::shutdown::Shutdown;
-use shopflow_dataflow::Settings;
 use shopflow_dataflow::run::{Input, run_live};
 use shopflow_generator::sim::World;
 use shopflow_generator::{Config, Generator, Paced, Sink};
@@ -45,6 +44,8 @@ pub struct Args {
     /// Fraction of malformed messages.
     #[arg(long, default_value_t = 0.001, value_parser = parse_fraction)]
     malformed: f64,
+    #[command(flatten)]
+    dataflow: super::DataflowArgs,
 }
 
 /// Validates generated lines and passes them to the dataflow, counting rejections.
@@ -81,7 +82,7 @@ fn now() -> Timestamp {
 
 /// Runs `demo` until Ctrl-C (or `--duration`).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let settings = Settings::default();
+    let settings = args.dataflow.settings()?;
     let shutdown = Shutdown::install()?;
     let state = Arc::new(Mutex::new(DemoState::new(settings.clone())));
     let start = now();

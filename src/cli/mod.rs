@@ -72,6 +72,42 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("`{text}` is too long"))
 }
 
+/// The dataflow's timing knobs, shared by `demo` and `replay`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataflowArgs {
+    /// Event time is rounded up to this tick (must divide a minute), like 1s or 500ms.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    tick: i64,
+    /// How far the watermark trails the newest event time.
+    #[arg(long, default_value = "5s", value_parser = parse_duration_ms)]
+    out_of_orderness: i64,
+    /// How far behind the watermark an event is still applied (later: too late).
+    #[arg(long, default_value = "5m", value_parser = parse_duration_ms)]
+    allowed_lateness: i64,
+    /// How long after its window ends a row can still be corrected (>= allowed lateness).
+    #[arg(long, default_value = "10m", value_parser = parse_duration_ms)]
+    horizon: i64,
+}
+
+impl DataflowArgs {
+    /// The validated settings, or every problem at once.
+    pub fn settings(&self) -> anyhow::Result<shopflow_dataflow::Settings> {
+        let s = shopflow_dataflow::Settings {
+            tick_ms: self.tick,
+            out_of_orderness_ms: self.out_of_orderness,
+            allowed_lateness_ms: self.allowed_lateness,
+            horizon_ms: self.horizon,
+        };
+        let problems = s.problems();
+        anyhow::ensure!(
+            problems.is_empty(),
+            "invalid dataflow settings: {}",
+            problems.join("; ")
+        );
+        Ok(s)
+    }
+}
+
 /// Parses a fraction in `[0, 1]`.
 pub fn parse_fraction(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {

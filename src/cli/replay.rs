@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use shopflow_dataflow::run::{Input, route, run_bounded};
-use shopflow_dataflow::{Settings, Table, Tables};
+use shopflow_dataflow::{Table, Tables};
 use shopflow_model::EventKind;
 use shopflow_model::validate::{Record, validate};
 use std::collections::BTreeMap;
@@ -25,6 +25,8 @@ pub struct Args {
     /// Worker threads; results are identical for any count.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    #[command(flatten)]
+    dataflow: super::DataflowArgs,
 }
 
 /// Lines of one input file.
@@ -41,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(input = %args.input.display(), lines = total, workers = args.workers, "replaying");
     let (inputs, rejected) = validate_all(&sources);
     let inputs = Arc::new(inputs);
-    let settings = Settings::default();
+    let settings = args.dataflow.settings()?;
     let changes = run_bounded(
         settings.clone(),
         args.workers,
