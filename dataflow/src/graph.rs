@@ -1,6 +1,6 @@
 //! The dataflow graph: from deduplicated events to every output table.
 
-use crate::input::{Inputs, Version};
+use crate::input::{Id, Inputs, Version};
 use crate::lifetime::{extend, lifetime};
 use crate::rows::*;
 use crate::{Settings, Time};
@@ -25,7 +25,7 @@ const HOUR: i64 = 3_600_000;
 
 /// Builds the dataflow in `scope`; returns its inputs and every output row.
 pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'s, Row>) {
-    let (events_in, raw) = scope.new_collection::<(String, Version), isize>();
+    let (events_in, raw) = scope.new_collection::<(Id, Version), isize>();
     let (fx_in, fx) = scope.new_collection::<FxRate, isize>();
     let (products_in, products) = scope.new_collection();
     let (users_in, users) = scope.new_collection();
@@ -40,7 +40,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
     // ids with conflicting versions.
     let resolved = raw.reduce_named(
         "Dedup",
-        |_id, versions, out: &mut Vec<((Event, Time, u32, isize), isize)>| {
+        |_id, versions, out: &mut Vec<((Ev, Time, u32, isize), isize)>| {
             let v: &Version = versions[0].0;
             let copies: isize = versions.iter().map(|(_, n)| *n).sum();
             out.push((
@@ -55,7 +55,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
     let resolved = extend(resolved, move |(_, (e, forget, _, _))| {
         (*forget, s.expiry(e.ts().0))
     });
-    let events = resolved.clone().map(|(_, (e, _, _, _))| Arc::new(e));
+    let events = resolved.clone().map(|(_, (e, _, _, _))| e);
     let conflicts = resolved
         .clone()
         .filter(|(_, (_, _, n, _))| *n > 1)
@@ -192,7 +192,7 @@ fn sales_minute<'s>(priced: Coll<'s, Priced>) -> Coll<'s, Row> {
         once((p.ts.floor_to(MINUTE), (1isize, items as isize, usd, 0isize)))
     });
     let buyers = priced
-        .map(|(p, _)| (p.ts.floor_to(MINUTE), p.user_id.clone()))
+        .map(|(p, _)| (p.ts.floor_to(MINUTE), Id::from(p.user_id.as_str())))
         .distinct_total()
         .explode(|(m, _)| once((m, (0isize, 0isize, 0isize, 1isize))));
     sums.concat(buyers)
@@ -215,7 +215,7 @@ fn funnel<'s>(events: Coll<'s, Ev>) -> Coll<'s, Row> {
             Event::Cart(_) => 1,
             Event::Purchase(_) => 2,
         };
-        (e.ts().floor_to(FIVE), e.session_id().to_string(), level)
+        (e.ts().floor_to(FIVE), Id::from(e.session_id()), level)
     });
     let stage = |min: u8, weight: (isize, isize, isize)| {
         touches
@@ -242,7 +242,7 @@ fn funnel<'s>(events: Coll<'s, Ev>) -> Coll<'s, Row> {
 fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, Row> {
     let clicks = events
         .flat_map(|e| match &*e {
-            Event::Click(c) => Some(((c.ts.floor_to(HOUR), Ranking::Clicks), c.product_id.clone())),
+            Event::Click(c) => Some(((c.ts.floor_to(HOUR), Ranking::Clicks), Id::from(c.product_id.as_str()))),
             _ => None,
         })
         .count_total();
@@ -252,7 +252,7 @@ fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, 
             (0..p.items.len()).map(move |n| {
                 let i = &p.items[n];
                 let usd = line_amount(i.unit_price, i.quantity).to_usd(rate).units() as isize;
-                (((hour, Ranking::Revenue), i.product_id.clone()), usd)
+                (((hour, Ranking::Revenue), Id::from(i.product_id.as_str())), usd)
             })
         })
         .count_total();
@@ -261,7 +261,7 @@ fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, 
         .map(|((key, product), value)| (key, (std::cmp::Reverse(value as i64), product)))
         .reduce_named(
             "Top10",
-            |_key, ranked, out: &mut Vec<((u32, String, i64), isize)>| {
+            |_key, ranked, out: &mut Vec<((u32, Id, i64), isize)>| {
                 for (rank, ((value, product), _)) in ranked.iter().take(10).enumerate() {
                     out.push(((rank as u32 + 1, product.clone(), value.0), 1));
                 }
@@ -272,7 +272,7 @@ fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, 
                 window_start,
                 ranking,
                 rank,
-                product_id,
+                product_id: product_id.to_string(),
                 value,
             })
         })
@@ -291,7 +291,7 @@ fn dim_user<'s>(events: Coll<'s, Ev>, users: Coll<'s, shopflow_model::User>) -> 
     let profiles = users
         .map(|u| {
             (
-                u.user_id,
+                Id::from(u.user_id.as_str()),
                 UserSide::Profile(u.updated_at, u.name, u.country, u.currency),
             )
         })
@@ -302,7 +302,7 @@ fn dim_user<'s>(events: Coll<'s, Ev>, users: Coll<'s, shopflow_model::User>) -> 
             },
         );
     let activity = events
-        .map(|e| (e.user_id().to_string(), e.ts()))
+        .map(|e| (Id::from(e.user_id()), e.ts()))
         .reduce_named(
             "FirstLastSeen",
             |_u, seen, out: &mut Vec<(UserSide, isize)>| {
@@ -313,7 +313,7 @@ fn dim_user<'s>(events: Coll<'s, Ev>, users: Coll<'s, shopflow_model::User>) -> 
         .concat(activity)
         .reduce_named("DimUser", |user, sides, out: &mut Vec<(Row, isize)>| {
             let mut row = DimUser {
-                user_id: user.clone(),
+                user_id: user.to_string(),
                 profile: None,
                 first_seen: None,
                 last_seen: None,
@@ -416,7 +416,7 @@ fn rolling<'s>(
         let sessions = lifetime(events.clone(), "RollingSessions", move |e| {
             (s.tick(e.ts().0), s.tick(e.ts().0 + width))
         })
-        .map(|e| e.session_id().to_string())
+        .map(|e| Id::from(e.session_id()))
         .distinct_total()
         .explode(move |_| once((minutes, (0isize, 0isize, 1isize))));
         let rows =

@@ -13,6 +13,11 @@ use differential_dataflow::input::InputSession;
 use serde::{Deserialize, Serialize};
 use shopflow_model::{Currency, Date, Event, FxRate, Product, Rate, User};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A shared, cheaply cloned id: arrangements copy their records on every
+/// merge, and an `Arc` makes that a reference-count bump instead of an allocation.
+pub type Id = Arc<str>;
 
 /// One received version of an event, keyed in the dataflow by its id.
 /// Versions order by time, then raw bytes: the smallest is kept.
@@ -23,15 +28,15 @@ pub struct Version {
     /// When every version of this id leaves the deduplication state.
     pub expires: Time,
     /// The message bytes as received.
-    pub raw: Vec<u8>,
+    pub raw: Arc<[u8]>,
     /// The parsed event.
-    pub event: Event,
+    pub event: Arc<Event>,
 }
 
 /// The input sessions of one worker.
 pub struct Inputs {
     /// `(event_id, version)`.
-    pub events: InputSession<Time, (String, Version), isize>,
+    pub events: InputSession<Time, (Id, Version), isize>,
     /// Daily FX rates.
     pub fx: InputSession<Time, FxRate, isize>,
     /// Product versions.
@@ -114,13 +119,8 @@ impl Feeder {
             return Admission::TooLate; // a re-send of an event that already aged out
         }
         let record = (
-            id,
-            Version {
-                ts,
-                expires: expire,
-                raw,
-                event,
-            },
+            Id::from(id.as_str()),
+            Version { ts, expires: expire, raw: raw.into(), event: Arc::new(event) },
         );
         self.inputs.events.update_at(record.clone(), enter, 1);
         self.inputs.events.update_at(record, expire, -1);
