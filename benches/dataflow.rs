@@ -9,7 +9,7 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shopflow_dataflow::Settings;
-use shopflow_dataflow::run::{Input, route, run_bounded};
+use shopflow_dataflow::run::{Input, feed_share, run_bounded};
 use std::sync::Arc;
 
 const EVENTS: u64 = 100_000;
@@ -29,15 +29,7 @@ fn bench(c: &mut Criterion) {
                 let inputs = inputs.clone();
                 let changes =
                     run_bounded(Settings::default(), workers, move |index, peers, feeder| {
-                        for input in inputs.iter() {
-                            let mine = match input {
-                                Input::Event(e, _) => route(e.event_id(), peers) == index,
-                                _ => index == 0,
-                            };
-                            if mine {
-                                input.clone().feed(feeder);
-                            }
-                        }
+                        feed_share(&inputs, index, peers, feeder);
                     })
                     .expect("dataflow runs");
                 changes.len()

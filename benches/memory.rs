@@ -11,7 +11,6 @@
 use shopflow_dataflow::Settings;
 use shopflow_dataflow::run::{Input, run_live};
 use shopflow_generator::{Config, Generator, Sink};
-use shopflow_model::validate::{Record, validate};
 use shopflow_model::{EventKind, Timestamp};
 use std::io;
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -21,12 +20,8 @@ struct Feed(SyncSender<Input>);
 
 impl Sink for Feed {
     fn emit(&mut self, kind: EventKind, _: Timestamp, line: &[u8]) -> io::Result<()> {
-        let input = match validate(kind, line) {
-            Ok(Record::Event(e)) => Input::Event(e, line.to_vec()),
-            Ok(Record::Fx(f)) => Input::Fx(f),
-            Ok(Record::Product(p)) => Input::Product(p),
-            Ok(Record::User(u)) => Input::User(u),
-            Err(_) => return Ok(()),
+        let Ok(input) = Input::from_line(kind, line) else {
+            return Ok(()); // malformed: counted elsewhere, not fed
         };
         self.0
             .send(input)

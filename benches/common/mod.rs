@@ -4,7 +4,6 @@
 
 use shopflow_dataflow::run::Input;
 use shopflow_generator::{Config, Generator, Sink};
-use shopflow_model::validate::{Record, validate};
 use shopflow_model::{EventKind, Timestamp};
 use std::io;
 
@@ -36,11 +35,6 @@ pub fn lines(events: u64) -> Vec<(EventKind, Vec<u8>)> {
 pub fn inputs(events: u64) -> Vec<Input> {
     lines(events)
         .into_iter()
-        .filter_map(|(kind, line)| match validate(kind, &line).ok()? {
-            Record::Event(e) => Some(Input::Event(e, line)),
-            Record::Fx(f) => Some(Input::Fx(f)),
-            Record::Product(p) => Some(Input::Product(p)),
-            Record::User(u) => Some(Input::User(u)),
-        })
+        .filter_map(|(kind, line)| Input::from_line(kind, &line).ok())
         .collect()
 }

@@ -16,6 +16,9 @@ use timely::dataflow::Scope;
 type Coll<'s, D> = VecCollection<'s, Time, D>;
 /// Events after deduplication, shared rather than copied between operators.
 type Ev = Arc<Event>;
+/// The winning version of an id: (event, when the dedup state forgets the id,
+/// distinct versions seen, copies received).
+type Resolved = (Ev, Time, u32, isize);
 /// An order with the FX rate valid on its date.
 type Priced = (Arc<Purchase>, Rate);
 
@@ -40,7 +43,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
     // ids with conflicting versions.
     let resolved = raw.reduce_named(
         "Dedup",
-        |_id, versions, out: &mut Vec<((Ev, Time, u32, isize), isize)>| {
+        |_id, versions, out: &mut Vec<(Resolved, isize)>| {
             let v: &Version = versions[0].0;
             let copies: isize = versions.iter().map(|(_, n)| *n).sum();
             out.push((
@@ -242,7 +245,10 @@ fn funnel<'s>(events: Coll<'s, Ev>) -> Coll<'s, Row> {
 fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, Row> {
     let clicks = events
         .flat_map(|e| match &*e {
-            Event::Click(c) => Some(((c.ts.floor_to(HOUR), Ranking::Clicks), Id::from(c.product_id.as_str()))),
+            Event::Click(c) => Some((
+                (c.ts.floor_to(HOUR), Ranking::Clicks),
+                Id::from(c.product_id.as_str()),
+            )),
             _ => None,
         })
         .count_total();
@@ -252,7 +258,10 @@ fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, 
             (0..p.items.len()).map(move |n| {
                 let i = &p.items[n];
                 let usd = line_amount(i.unit_price, i.quantity).to_usd(rate).units() as isize;
-                (((hour, Ranking::Revenue), Id::from(i.product_id.as_str())), usd)
+                (
+                    ((hour, Ranking::Revenue), Id::from(i.product_id.as_str())),
+                    usd,
+                )
             })
         })
         .count_total();

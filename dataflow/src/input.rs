@@ -120,7 +120,12 @@ impl Feeder {
         }
         let record = (
             Id::from(id.as_str()),
-            Version { ts, expires: expire, raw: raw.into(), event: Arc::new(event) },
+            Version {
+                ts,
+                expires: expire,
+                raw: raw.into(),
+                event: Arc::new(event),
+            },
         );
         self.inputs.events.update_at(record.clone(), enter, 1);
         self.inputs.events.update_at(record, expire, -1);

@@ -8,7 +8,8 @@
 use crate::input::{Admission, Feeder};
 use crate::{Change, Settings, Time, graph};
 use differential_dataflow::AsCollection;
-use shopflow_model::{Event, FxRate, Product, User};
+use shopflow_model::validate::{Record, ValidationError, validate};
+use shopflow_model::{Event, EventKind, FxRate, Product, User};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -30,6 +31,26 @@ pub enum Input {
 }
 
 impl Input {
+    /// Validates one message of `kind` into an input.
+    pub fn from_line(kind: EventKind, line: &[u8]) -> Result<Input, ValidationError> {
+        Ok(match validate(kind, line)? {
+            Record::Event(e) => Input::Event(e, line.to_vec()),
+            Record::Fx(f) => Input::Fx(f),
+            Record::Product(p) => Input::Product(p),
+            Record::User(u) => Input::User(u),
+        })
+    }
+
+    /// Whether worker `index` of `peers` feeds this record in a bounded run:
+    /// events by their id (so all versions of one id meet in one feeder),
+    /// reference data on worker 0 (so FX corrections apply in input order).
+    pub fn is_for(&self, index: usize, peers: usize) -> bool {
+        match self {
+            Input::Event(e, _) => route(e.event_id(), peers) == index,
+            _ => index == 0,
+        }
+    }
+
     /// Offers the record to a feeder.
     pub fn feed(self, feeder: &mut Feeder) -> Option<Admission> {
         match self {
@@ -48,6 +69,13 @@ pub fn route(id: &str, peers: usize) -> usize {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     (hash % peers.max(1) as u64) as usize
+}
+
+/// Offers this worker's share of `inputs` (see [`Input::is_for`]).
+pub fn feed_share(inputs: &[Input], index: usize, peers: usize, feeder: &mut Feeder) {
+    for input in inputs.iter().filter(|i| i.is_for(index, peers)) {
+        input.clone().feed(feeder);
+    }
 }
 
 /// Runs the dataflow over bounded input on `workers` threads. `load` is

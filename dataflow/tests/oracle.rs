@@ -5,7 +5,7 @@
 
 mod reference;
 
-use shopflow_dataflow::run::{Input, run_bounded};
+use shopflow_dataflow::run::{Input, feed_share, run_bounded};
 use shopflow_dataflow::{Row, Settings, Table, Tables};
 use shopflow_generator::rng::Rng;
 use shopflow_generator::{Config, Generator, Sink};
@@ -87,15 +87,7 @@ fn shift(e: &mut Event, ms: i64) {
 fn dataflow_tables(inputs: Arc<Vec<Input>>, workers: usize) -> Tables {
     let settings = Settings::default();
     let changes = run_bounded(settings.clone(), workers, move |index, peers, feeder| {
-        for input in inputs.iter() {
-            let mine = match input {
-                Input::Event(e, _) => shopflow_dataflow::run::route(e.event_id(), peers) == index,
-                _ => index == 0,
-            };
-            if mine {
-                input.clone().feed(feeder);
-            }
-        }
+        feed_share(&inputs, index, peers, feeder);
     })
     .expect("dataflow runs");
     let mut tables = Tables::new(settings);

@@ -5,6 +5,7 @@
 //! field order as in the contract, money with two decimals, timestamps with
 //! milliseconds and `Z`.
 
+use shopflow_model::time::push_digits;
 use shopflow_model::{CartAdd, Click, Currency, Date, Product, Purchase, Rate, Timestamp, User};
 
 /// A line under construction.
@@ -41,7 +42,7 @@ impl<'a> Line<'a> {
         if value < 0 {
             self.0.push(b'-');
         }
-        push_uint(self.0, value.unsigned_abs(), 1);
+        push_digits(self.0, value.unsigned_abs() as i64, 1);
         self
     }
 
@@ -57,9 +58,9 @@ impl<'a> Line<'a> {
             self.0.push(b'-');
         }
         let one = 10u64.pow(S);
-        push_uint(self.0, units.unsigned_abs() / one, 1);
+        push_digits(self.0, (units.unsigned_abs() / one) as i64, 1);
         self.0.push(b'.');
-        push_uint(self.0, units.unsigned_abs() % one, S as usize);
+        push_digits(self.0, (units.unsigned_abs() % one) as i64, S as usize);
         self
     }
 
@@ -83,18 +84,6 @@ impl<'a> Line<'a> {
     pub fn end(self) {
         self.0.push(b'}');
     }
-}
-
-/// Appends the decimal digits of `value`, zero-padded to at least `width`.
-pub fn push_uint(out: &mut Vec<u8>, mut value: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    while value > 0 || buf.len() - i < width {
-        i -= 1;
-        buf[i] = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 /// Appends `value` as a JSON string literal.

@@ -237,7 +237,8 @@ fn two(b: &[u8]) -> Result<u8, TimeError> {
     }
 }
 
-fn push_digits(out: &mut Vec<u8>, value: i64, width: usize) {
+/// Appends the decimal digits of `|value|`, zero-padded to at least `width`.
+pub fn push_digits(out: &mut Vec<u8>, value: i64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut v = value.unsigned_abs();
     let mut i = buf.len();

@@ -10,7 +10,6 @@ use crate::shutdown::Shutdown;
 use shopflow_dataflow::run::{Input, run_live};
 use shopflow_generator::sim::World;
 use shopflow_generator::{Config, Generator, Paced, Sink};
-use shopflow_model::validate::{Record, validate};
 use shopflow_model::{EventKind, Timestamp};
 use std::io::{self, IsTerminal, Write};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -56,11 +55,8 @@ struct Ingest {
 
 impl Sink for Ingest {
     fn emit(&mut self, kind: EventKind, _arrival: Timestamp, line: &[u8]) -> io::Result<()> {
-        let input = match validate(kind, line) {
-            Ok(Record::Event(e)) => Input::Event(e, line.to_vec()),
-            Ok(Record::Fx(f)) => Input::Fx(f),
-            Ok(Record::Product(p)) => Input::Product(p),
-            Ok(Record::User(u)) => Input::User(u),
+        let input = match Input::from_line(kind, line) {
+            Ok(input) => input,
             Err(e) => {
                 self.state.lock().expect("state").rejected(e.reason.code());
                 return Ok(());

@@ -1,10 +1,9 @@
 //! `shopflow replay`: a bounded run over a generated directory, written as CSV.
 
 use anyhow::Context;
-use shopflow_dataflow::run::{Input, route, run_bounded};
+use shopflow_dataflow::run::{Input, feed_share, run_bounded};
 use shopflow_dataflow::{Table, Tables};
 use shopflow_model::EventKind;
-use shopflow_model::validate::{Record, validate};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,15 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             // Every version of an event goes through one worker (by id), so they
             // share one lifetime; reference data goes through worker 0 so FX
             // corrections apply in file order.
-            for input in inputs.iter() {
-                let mine = match input {
-                    Input::Event(e, _) => route(e.event_id(), peers) == index,
-                    _ => index == 0,
-                };
-                if mine {
-                    input.clone().feed(feeder);
-                }
-            }
+            feed_share(&inputs, index, peers, feeder);
         },
     )
     .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))?;
@@ -100,11 +91,8 @@ fn validate_all(sources: &[Source]) -> (Vec<Input>, BTreeMap<(EventKind, &'stati
     let mut rejected = BTreeMap::new();
     for source in sources {
         for line in &source.lines {
-            match validate(source.kind, line) {
-                Ok(Record::Event(e)) => inputs.push(Input::Event(e, line.clone())),
-                Ok(Record::Fx(f)) => inputs.push(Input::Fx(f)),
-                Ok(Record::Product(p)) => inputs.push(Input::Product(p)),
-                Ok(Record::User(u)) => inputs.push(Input::User(u)),
+            match Input::from_line(source.kind, line) {
+                Ok(input) => inputs.push(input),
                 Err(e) => *rejected.entry((source.kind, e.reason.code())).or_default() += 1,
             }
         }
