@@ -17,6 +17,8 @@ pub struct DemoState {
     pub lines: u64,
     rejected: BTreeMap<&'static str, u64>,
     rate: (u64, std::time::Instant, f64),
+    /// The most recent too-late events (id, event time, how far behind the frontier).
+    too_late: std::collections::VecDeque<(String, Timestamp, i64)>,
 }
 
 impl DemoState {
@@ -29,6 +31,7 @@ impl DemoState {
             lines: 0,
             rejected: BTreeMap::new(),
             rate: (0, std::time::Instant::now(), 0.0),
+            too_late: std::collections::VecDeque::new(),
         }
     }
 
@@ -51,6 +54,12 @@ impl DemoState {
         }
         for (t, batch) in by_time {
             self.tables.apply_time(t, batch);
+        }
+        for e in &p.too_late {
+            tracing::debug!(event_id = e.event_id(), ts = %e.ts(), "too late: not applied live; a replay of its day applies it");
+            self.too_late
+                .push_front((e.event_id().to_string(), e.ts(), p.upto as i64 - e.ts().0));
+            self.too_late.truncate(3);
         }
         self.upto = p.upto;
         self.ingest = p.ingest;
@@ -234,5 +243,13 @@ pub fn render(s: &DemoState, now: Timestamp) -> String {
             reasons.join(", ")
         }
     );
+    for (id, ts, behind) in &s.too_late {
+        let at = ts.to_rfc3339_seconds();
+        let behind = *behind as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "  too late: {id} at {at} ({behind:.0} s behind the frontier)"
+        );
+    }
     out
 }
