@@ -94,6 +94,7 @@ pub fn header(table: Table) -> &'static [&'static str] {
         Table::AggTopProductsHour => &["window_start", "ranking", "rank", "product_id", "value"],
         Table::Rolling => &["minutes", "orders", "revenue_usd", "sessions"],
         Table::Stats => &["name", "value"],
+        Table::Conflicts => &["event_id", "versions", "kept_ts"],
     }
 }
 
@@ -127,6 +128,7 @@ impl Row {
             Row::TopProduct(_) => Table::AggTopProductsHour,
             Row::Rolling(_) => Table::Rolling,
             Row::Stat(_) => Table::Stats,
+            Row::Conflict(_) => Table::Conflicts,
         }
     }
 
@@ -148,6 +150,7 @@ impl Row {
             }
             Row::Rolling(r) => format!("{:03}", r.minutes),
             Row::Stat(r) => format!("{:?}", r.name),
+            Row::Conflict(r) => r.event_id.clone(),
         }
     }
 
@@ -292,6 +295,7 @@ impl Row {
                 s(&r.sessions),
             ],
             Row::Stat(r) => vec![format!("{:?}", r.name), s(&r.value)],
+            Row::Conflict(r) => vec![r.event_id.clone(), s(&r.versions), ts(r.kept_ts)],
         }
     }
 }

@@ -59,10 +59,15 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
         (*forget, s.expiry(e.ts().0))
     });
     let events = resolved.clone().map(|(_, (e, _, _, _))| e);
-    let conflicts = resolved
-        .clone()
-        .filter(|(_, (_, _, n, _))| *n > 1)
-        .map(|_| StatName::Conflicts);
+    let conflicting = resolved.clone().filter(|(_, (_, _, n, _))| *n > 1);
+    let conflict_rows = conflicting.clone().map(|(id, (e, _, versions, _))| {
+        Row::Conflict(Conflict {
+            event_id: id.to_string(),
+            versions,
+            kept_ts: e.ts(),
+        })
+    });
+    let conflicts = conflicting.map(|_| StatName::Conflicts);
     let duplicates =
         resolved.explode(|(_, (_, _, _, copies))| once((StatName::Duplicates, copies - 1)));
     let distinct = events.clone().map(|_| StatName::DistinctEvents);
@@ -113,7 +118,8 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
                 .map(|ts_minute| Row::DimTime(DimTime { ts_minute })),
         )
         .concat(rolling(events, priced, settings))
-        .concat(stats);
+        .concat(stats)
+        .concat(conflict_rows);
     (inputs, rows)
 }
 

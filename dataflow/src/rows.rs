@@ -216,6 +216,19 @@ pub enum Row {
     Rolling(Rolling),
     /// Pipeline counters (dashboard and reports only).
     Stat(Stat),
+    /// `dq_conflicts`: an event id received with different payloads.
+    Conflict(Conflict),
+}
+
+/// An event id received with more than one distinct payload.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The id.
+    pub event_id: String,
+    /// Distinct versions received.
+    pub versions: u32,
+    /// Event time of the version kept (the smallest `ts`, then raw bytes).
+    pub kept_ts: Timestamp,
 }
 
 /// The output tables.
@@ -247,6 +260,8 @@ pub enum Table {
     Rolling,
     /// Pipeline counters.
     Stats,
+    /// Conflicting versions of one event id (data quality).
+    Conflicts,
 }
 
 impl Table {
@@ -281,6 +296,7 @@ impl Table {
             Table::AggTopProductsHour => "agg_top_products_hour",
             Table::Rolling => "rolling",
             Table::Stats => "stats",
+            Table::Conflicts => "dq_conflicts",
         }
     }
 }

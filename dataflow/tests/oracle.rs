@@ -45,11 +45,13 @@ fn inputs(seed: u64) -> Vec<Input> {
             Ok(Record::Event(e)) => {
                 if rng.below(50) == 0 {
                     // A conflicting re-send: same id, other payload and time.
+                    // The raw bytes name the shift: one payload, one version.
                     let mut other = e.clone();
-                    shift(&mut other, rng.range(-90_000, 90_000));
+                    let by = rng.range(-90_000, 90_000);
+                    shift(&mut other, by);
                     events.push(Input::Event(
                         other,
-                        format!("{line:?}-conflict").into_bytes(),
+                        format!("{line:?}-shifted-{by}").into_bytes(),
                     ));
                 }
                 events.push(Input::Event(e, line));
@@ -100,7 +102,7 @@ fn compare(seed: u64, workers: usize) {
     let expected = reference::recompute(&inputs);
     let tables = dataflow_tables(inputs, workers);
     let mut problems = Vec::new();
-    for table in Table::WAREHOUSE {
+    for table in Table::WAREHOUSE.into_iter().chain([Table::Conflicts]) {
         let got: Vec<&Row> = tables.rows(table).collect();
         let want: Vec<&Row> = expected
             .get(table.name())

@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tables.apply_all(changes);
     std::fs::create_dir_all(&args.output_csv)
         .with_context(|| format!("cannot create {}", args.output_csv.display()))?;
-    for table in Table::WAREHOUSE {
+    for table in Table::WAREHOUSE.into_iter().chain([Table::Conflicts]) {
         let path = args.output_csv.join(format!("{}.csv", table.name()));
         std::fs::write(&path, tables.to_csv(table))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -76,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         lines = total,
         invalid,
         orders = tables.rows(Table::FactOrders).count(),
+        conflicting_ids = tables.rows(Table::Conflicts).count(),
         minutes = tables.rows(Table::AggSalesMinute).count(),
         output = %args.output_csv.display(),
         seconds = format!("{:.2}", began.elapsed().as_secs_f64()),

@@ -13,12 +13,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub fn recompute(inputs: &[Input]) -> BTreeMap<&'static str, Vec<Row>> {
     // Deduplicate: the smallest (ts, raw bytes) per id.
     let mut versions: BTreeMap<String, (i64, Vec<u8>, Event)> = BTreeMap::new();
+    let mut payloads: BTreeMap<String, BTreeSet<Vec<u8>>> = BTreeMap::new();
     let mut fx: BTreeMap<(Currency, Date), Rate> = BTreeMap::new();
     let mut products: BTreeMap<String, Vec<shopflow_model::Product>> = BTreeMap::new();
     let mut users: BTreeMap<String, Vec<shopflow_model::User>> = BTreeMap::new();
     for input in inputs {
         match input {
             Input::Event(e, raw) => {
+                payloads
+                    .entry(e.event_id().to_string())
+                    .or_default()
+                    .insert(raw.clone());
                 let candidate = (e.ts().0, raw.clone(), e.clone());
                 let slot = versions
                     .entry(e.event_id().to_string())
@@ -37,6 +42,14 @@ pub fn recompute(inputs: &[Input]) -> BTreeMap<&'static str, Vec<Row>> {
             Input::User(u) => users.entry(u.user_id.clone()).or_default().push(u.clone()),
         }
     }
+    let mut conflicts = Vec::new();
+    for (id, raws) in payloads.iter().filter(|(_, r)| r.len() > 1) {
+        conflicts.push(Row::Conflict(Conflict {
+            event_id: id.clone(),
+            versions: raws.len() as u32,
+            kept_ts: Timestamp(versions[id].0),
+        }));
+    }
     let events: Vec<Event> = versions.into_values().map(|v| v.2).collect();
     let rate_for = |p: &Purchase| -> Option<Rate> {
         if p.currency == Currency::Usd {
@@ -48,6 +61,7 @@ pub fn recompute(inputs: &[Input]) -> BTreeMap<&'static str, Vec<Row>> {
             .map(|(_, r)| *r)
     };
     let mut out: BTreeMap<&'static str, Vec<Row>> = BTreeMap::new();
+    out.insert("dq_conflicts", conflicts);
     let mut push = |table: &'static str, row: Row| out.entry(table).or_default().push(row);
 
     let mut sales: BTreeMap<Timestamp, (i64, i64, i64, BTreeSet<String>)> = BTreeMap::new();
