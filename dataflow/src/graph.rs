@@ -55,7 +55,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
     // The dedup state forgets ids soon after the allowed lateness; downstream
     // keeps each winner until its full lifetime (`Settings::expiry`).
     let s = settings.clone();
-    let resolved = extend(resolved, move |(_, (e, forget, _, _))| {
+    let resolved = extend(resolved, "KeepWinners", move |(_, (e, forget, _, _))| {
         (*forget, s.expiry(e.ts().0))
     });
     let events = resolved.clone().map(|(_, (e, _, _, _))| e);
