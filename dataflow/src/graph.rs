@@ -104,15 +104,16 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
     let priced_hour = lifetime(priced.clone(), "UntilFrozen", move |(p, _)| {
         (0, s.freeze(p.ts.floor_to(HOUR).0 + HOUR))
     });
+    let minute_events = until(events.clone(), MINUTE);
     let rows = facts(events.clone(), priced.clone())
         .concat(sales_minute(priced_minute))
         .concat(funnel(until(events.clone(), FIVE)))
         .concat(top_products(until(events.clone(), HOUR), priced_hour))
-        .concat(dim_user(until(events.clone(), MINUTE), users))
+        .concat(dim_user(minute_events.clone(), users))
         .concat(dim_product(products))
         .concat(dim_currency(fx))
         .concat(
-            until(events.clone(), MINUTE)
+            minute_events
                 .map(|e| e.ts().floor_to(MINUTE))
                 .distinct_total()
                 .map(|ts_minute| Row::DimTime(DimTime { ts_minute })),
