@@ -10,10 +10,10 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay bench demo clean-cache
+.PHONY: test setup lint unit schema replay stack bench demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
-test: setup lint unit schema replay
+test: setup lint unit schema replay stack
 	@echo "make test: all checks passed"
 
 ## Install what the tests need (idempotent, cached under $(CACHE)).
@@ -36,6 +36,10 @@ schema:
 replay:
 	cargo build --release --locked --bin shopflow
 	SHOPFLOW_BIN=$(BIN_RELEASE) $(PYTEST) -q -p no:cacheprovider tests/replay
+
+## The local stack scripts (deploy/local/) install, start and stop Kafka, PostgreSQL and S3.
+stack:
+	scripts/stack-check.sh
 
 ## The live demo (Ctrl-C to stop).
 demo:
