@@ -21,7 +21,6 @@ import csv
 import datetime
 import io
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -127,17 +126,6 @@ def roughen(d, day):
             out.append(raw)
         (d / f"{name}.jsonl").write_bytes(b"".join(raw + b"\n" for raw in out + extra))
 
-
-@pytest.fixture(scope="module")
-def shopflow():
-    value = os.environ.get("SHOPFLOW_BIN")
-    if not value:
-        pytest.fail("SHOPFLOW_BIN is not set: cargo build --release, then "
-                    "SHOPFLOW_BIN=target/release/shopflow pytest tests/replay", pytrace=False)
-    path = Path(value).resolve()
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(f"SHOPFLOW_BIN={value} is not an executable file (build it first)", pytrace=False)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

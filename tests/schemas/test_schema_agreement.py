@@ -17,7 +17,6 @@ asserted, as the contract requires. Needs tests/schemas/requirements.txt and a b
 
 import decimal
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,17 +74,6 @@ def validators():
         out[kind] = Draft202012Validator(schema, format_checker=checker)
     return out
 
-
-@pytest.fixture(scope="module")
-def shopflow():
-    value = os.environ.get("SHOPFLOW_BIN")
-    if not value:
-        pytest.fail("SHOPFLOW_BIN is not set: cargo build --release, then "
-                    "SHOPFLOW_BIN=target/release/shopflow pytest tests/schemas", pytrace=False)
-    path = Path(value).resolve()
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(f"SHOPFLOW_BIN={value} is not an executable file (build it first)", pytrace=False)
-    return str(path)
 
 
 def field_path(parts):
