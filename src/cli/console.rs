@@ -95,6 +95,14 @@ fn pct(part: i64, whole: i64) -> String {
     }
 }
 
+/// The latest window of `table` that ended by `upto` (complete, so stable).
+fn last_complete(tables: &Tables, table: Table, upto: Timestamp) -> Option<&Row> {
+    tables
+        .rows(table)
+        .filter(|r| r.window_end().is_some_and(|end| end <= upto.0))
+        .last()
+}
+
 /// Renders the view at wall-clock time `now`.
 pub fn render(s: &DemoState, now: Timestamp) -> String {
     let mut out = String::new();
@@ -106,14 +114,10 @@ pub fn render(s: &DemoState, now: Timestamp) -> String {
         upto.to_rfc3339_seconds(),
         s.rate.2
     );
-    let minute = s
-        .tables
-        .rows(Table::AggSalesMinute)
-        .filter_map(|r| match r {
-            Row::SalesMinute(m) if m.window_start.0 + 60_000 <= upto.0 => Some(m),
-            _ => None,
-        })
-        .last();
+    let minute = match last_complete(&s.tables, Table::AggSalesMinute, upto) {
+        Some(Row::SalesMinute(m)) => Some(m),
+        _ => None,
+    };
     if let Some(SalesMinute {
         window_start,
         orders,
@@ -149,14 +153,10 @@ pub fn render(s: &DemoState, now: Timestamp) -> String {
             );
         }
     }
-    let funnel = s
-        .tables
-        .rows(Table::AggFunnel5min)
-        .filter_map(|r| match r {
-            Row::Funnel(f) if f.window_start.0 + 300_000 <= upto.0 => Some(f),
-            _ => None,
-        })
-        .last();
+    let funnel = match last_complete(&s.tables, Table::AggFunnel5min, upto) {
+        Some(Row::Funnel(f)) => Some(f),
+        _ => None,
+    };
     if let Some(Funnel {
         window_start,
         sessions_active: a,

@@ -22,12 +22,13 @@ import datetime
 import io
 import json
 import re
-import subprocess
 import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from shopflow_cli import read_lines, run
 
 KINDS = {"clicks": "click", "carts": "cart", "purchases": "purchase",
          "fx_rates": "fx", "products": "product", "users": "user"}
@@ -90,18 +91,6 @@ def to_usd(amount_cents, rate_micro):  # round_half_even(amount / rate, 2), exac
     return div_half_even(amount_cents * 1_000_000, rate_micro)
 
 
-def run(shopflow, *args):
-    proc = subprocess.run([shopflow, *map(str, args)], capture_output=True, timeout=900)
-    assert proc.returncode == 0, (f"shopflow {' '.join(map(str, args))} exited {proc.returncode}:\n"
-                                  + proc.stderr.decode(errors="replace")[-3000:])
-    return proc.stdout.decode()
-
-
-def read_lines(path):
-    data = path.read_bytes()
-    return data.removesuffix(b"\n").split(b"\n") if data else []
-
-
 def roughen(d, day):
     """Valid but awkward input the generator leaves out; see the module docstring."""
     prev, nxt = (str(datetime.date.fromisoformat(day) + datetime.timedelta(days=k)) for k in (-1, 1))
@@ -125,7 +114,6 @@ def roughen(d, day):
                     extra.append(re.sub(rb'"total_amount":[^,}]*', b'"total_amount":0', raw))
             out.append(raw)
         (d / f"{name}.jsonl").write_bytes(b"".join(raw + b"\n" for raw in out + extra))
-
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,13 @@ asserted, as the contract requires. Needs tests/schemas/requirements.txt and a b
 
 import decimal
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+
+from shopflow_cli import read_lines, run
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "docs" / "schemas"
@@ -75,7 +76,6 @@ def validators():
     return out
 
 
-
 def field_path(parts):
     out = ""
     for p in parts:
@@ -103,19 +103,6 @@ def schema_verdict(validators, kind, raw):
         # The fx enum leaves out USD, which the contract calls invalid_value, not unknown_currency.
         return ("invalid_value" if kind == "fx" and err.instance == "USD" else "unknown_currency"), field_path(parts)
     return "invalid_value", field_path(parts)
-
-
-def run(shopflow, *args):
-    proc = subprocess.run([shopflow, *map(str, args)], capture_output=True, timeout=900)
-    assert proc.returncode == 0, (f"shopflow {' '.join(map(str, args))} exited {proc.returncode}:\n"
-                                  + proc.stderr.decode(errors="replace")[-3000:])
-    return proc.stdout.decode()
-
-
-def read_lines(path):
-    assert path.is_file(), f"{path.name} was not written"
-    lines = path.read_bytes().split(b"\n")
-    return lines[:-1] if lines and lines[-1] == b"" else lines
 
 
 def rust_verdicts(shopflow, kind, path):
