@@ -164,16 +164,9 @@ impl Feeder {
         self.inputs.users.update_at(u, at, 1);
     }
 
-    /// Live mode: moves the input time up to the watermark (newest event time
-    /// minus the allowed out-of-orderness), floored to a tick. Returns the new time.
-    pub fn advance_watermark(&mut self) -> Time {
-        if self.max_ts > i64::MIN {
-            let mark = self.max_ts - self.settings.out_of_orderness_ms;
-            let floor = mark.max(0) - mark.max(0).rem_euclid(self.settings.tick_ms);
-            self.advance_to(floor as Time);
-        }
-        self.flush();
-        self.time()
+    /// The newest event time offered so far (`i64::MIN` before any).
+    pub fn max_ts(&self) -> i64 {
+        self.max_ts
     }
 
     /// Moves every input to `time` (if later than now).

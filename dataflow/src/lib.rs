@@ -16,6 +16,7 @@
 pub mod apply;
 pub mod csv;
 pub mod input;
+pub mod live;
 pub mod rows;
 pub mod run;
 pub mod settings;

@@ -6,8 +6,8 @@
 //! every completed time's changes to a callback.
 
 use crate::input::{Admission, Feeder};
+use crate::live::{Mark, NoSource, Offer, Source, run_sources};
 use crate::{Change, Settings, Time, graph};
-use differential_dataflow::AsCollection;
 use shopflow_model::validate::{Record, ValidationError, validate};
 use shopflow_model::{Event, EventKind, FxRate, Product, User};
 use std::cell::RefCell;
@@ -15,7 +15,6 @@ use std::rc::Rc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use timely::dataflow::operators::core::Exchange;
 
 /// A validated input record.
 #[derive(Clone, Debug)]
@@ -145,113 +144,81 @@ pub struct Progress {
 }
 
 /// Runs the dataflow live: worker 0 ingests from `rx` until it disconnects or
-/// `stop()` is true; `report` receives every completed step on worker 0.
+/// `stop()` is true, with its watermark trailing the newest event by the
+/// out-of-orderness; `report` receives every completed step on worker 0, the
+/// last one after the inputs close.
 pub fn run_live<S, R>(
     settings: Settings,
     workers: usize,
     rx: Receiver<Input>,
     stop: S,
-    report: R,
+    mut report: R,
 ) -> Result<(), String>
 where
     S: Fn() -> bool + Send + Sync + 'static,
     R: FnMut(Progress) + Send + 'static,
 {
-    let problems = settings.problems();
-    if !problems.is_empty() {
-        return Err(problems.join("; "));
-    }
     let rx = Arc::new(Mutex::new(Some(rx)));
-    let report = Arc::new(Mutex::new(report));
-    let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
-        let local: Rc<RefCell<Vec<Change>>> = Rc::default();
-        let sink = local.clone();
-        let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
-            let (inputs, rows) = graph::build(scope, &settings);
-            let to_zero = rows.inner.exchange(|_| 0).as_collection();
-            let (probe, _) = to_zero
-                .inspect(move |c| sink.borrow_mut().push(c.clone()))
-                .probe();
-            (inputs, probe)
-        });
-        let mut feeder = Some(Feeder::new(inputs, settings.clone(), false));
-        let rx = if worker.index() == 0 {
-            rx.lock().expect("lock").take()
-        } else {
-            None
-        };
-        let Some(rx) = rx else {
-            drop(feeder.take());
-            while !probe.done() {
-                worker.step_or_park(Some(Duration::from_millis(50)));
+    let ooo = settings.out_of_orderness_ms;
+    run_sources(
+        settings,
+        workers,
+        move |index, _| {
+            let rx = if index == 0 {
+                rx.lock().expect("lock").take()
+            } else {
+                None
+            };
+            match rx {
+                Some(rx) => Box::new(ChannelSource {
+                    rx,
+                    max_ts: None,
+                    ooo,
+                }) as Box<dyn Source>,
+                None => Box::new(NoSource),
             }
-            return;
-        };
-        let mut counts = IngestCounts::default();
-        let mut too_late = Vec::new();
-        let mut reported: Time = 0;
-        loop {
-            let deadline = Instant::now() + Duration::from_millis(20);
-            let mut open = true;
-            while Instant::now() < deadline {
-                match rx.try_recv() {
-                    Ok(input) => {
-                        let f = feeder.as_mut().expect("feeding");
-                        let event = matches!(&input, Input::Event(..)).then(|| input.clone());
-                        match input.feed(f) {
-                            Some(Admission::OnTime) => counts.on_time += 1,
-                            Some(Admission::Late) => counts.late += 1,
-                            Some(Admission::TooLate) => {
-                                counts.too_late += 1;
-                                if let Some(Input::Event(e, _)) = event {
-                                    too_late.push(e);
-                                }
-                            }
-                            None => {}
-                        }
+        },
+        stop,
+        move |p| {
+            let upto = p.upto;
+            report(p);
+            upto
+        },
+    )
+}
+
+/// Worker 0's source in [`run_live`]: a channel, its mark the newest event
+/// time minus the out-of-orderness.
+struct ChannelSource {
+    rx: Receiver<Input>,
+    max_ts: Option<i64>,
+    ooo: i64,
+}
+
+impl Source for ChannelSource {
+    fn poll(&mut self, offer: &mut Offer<'_>, _in_flight: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_millis(20);
+        while Instant::now() < deadline {
+            match self.rx.try_recv() {
+                Ok(input) => {
+                    if let Input::Event(e, _) = &input {
+                        self.max_ts = self.max_ts.max(Some(e.ts().0));
                     }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
+                    offer.input(input);
                 }
-            }
-            if let Some(f) = feeder.as_mut() {
-                f.advance_watermark();
-            }
-            worker.step_or_park(Some(Duration::from_millis(5)));
-            let upto = probe
-                .with_frontier(|f| f.iter().min().copied())
-                .unwrap_or(Time::MAX);
-            if upto > reported {
-                let mut buf = local.borrow_mut();
-                let (mut done, rest): (Vec<Change>, Vec<Change>) =
-                    buf.drain(..).partition(|c| c.1 < upto);
-                *buf = rest;
-                drop(buf);
-                differential_dataflow::consolidation::consolidate_updates(&mut done);
-                let progress = Progress {
-                    upto,
-                    changes: done,
-                    ingest: counts,
-                    too_late: std::mem::take(&mut too_late),
-                };
-                (report.lock().expect("report"))(progress);
-                reported = upto;
-            }
-            if !open || stop() {
-                break;
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return false,
             }
         }
-        drop(feeder.take());
-        while !probe.done() {
-            worker.step();
+        true
+    }
+
+    fn mark(&self) -> Mark {
+        match self.max_ts {
+            Some(t) => Mark::Active(t - self.ooo),
+            None => Mark::Hold,
         }
-    })?;
-    guards
-        .join()
-        .into_iter()
-        .collect::<Result<Vec<()>, String>>()?;
-    Ok(())
+    }
+
+    fn durable(&mut self, _upto: Time) {}
 }

@@ -59,6 +59,13 @@ impl Settings {
         (ts_ms.max(0) as u64).div_ceil(self.tick_ms as u64) * self.tick_ms as u64
     }
 
+    /// The input time a watermark allows: the mark rounded down to the tick,
+    /// never below 0.
+    pub fn floor_tick(&self, mark_ms: i64) -> crate::Time {
+        let mark = mark_ms.max(0);
+        (mark - mark.rem_euclid(self.tick_ms)) as crate::Time
+    }
+
     /// When a record with event time `ts_ms` leaves the live state: one hour
     /// (the longest window) plus the horizon later, rounded up to a minute so
     /// that retractions of one minute's records consolidate.

@@ -1,0 +1,1 @@
+//! shopflow's connections to the outside world.
