@@ -5,6 +5,7 @@
 //! this binary wires them.
 
 mod cli;
+mod config;
 mod shutdown;
 
 use clap::Parser;

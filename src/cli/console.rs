@@ -15,7 +15,7 @@ pub struct DemoState {
     ingest: IngestCounts,
     /// Valid lines handed to the dataflow.
     pub lines: u64,
-    rejected: BTreeMap<&'static str, u64>,
+    rejected: BTreeMap<String, u64>,
     rate: (u64, std::time::Instant, f64),
     /// The most recent too-late events (id, event time, how far behind the frontier).
     too_late: std::collections::VecDeque<(String, Timestamp, i64)>,
@@ -37,7 +37,13 @@ impl DemoState {
 
     /// Counts a rejected line.
     pub fn rejected(&mut self, reason: &'static str) {
-        *self.rejected.entry(reason).or_default() += 1;
+        *self.rejected.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    /// Sets the input counts from elsewhere (`run` counts in its metrics).
+    pub fn set_input(&mut self, lines: u64, rejected: BTreeMap<String, u64>) {
+        self.lines = lines;
+        self.rejected = rejected;
     }
 
     /// Takes one completed step of the live run. Facts are not kept: the

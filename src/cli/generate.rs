@@ -57,8 +57,15 @@ pub struct Args {
     realtime: bool,
     /// Directory for clicks.jsonl, carts.jsonl, purchases.jsonl, fx_rates.jsonl,
     /// products.jsonl, users.jsonl and manifest.json (created if missing).
-    #[arg(long)]
-    out_dir: PathBuf,
+    #[arg(long, required_unless_present = "kafka")]
+    out_dir: Option<PathBuf>,
+    /// Also (or instead) produce every line to its Kafka topic on these
+    /// brokers, keyed by session (events) or record id (reference data).
+    #[arg(long, value_name = "BROKERS")]
+    kafka: Option<String>,
+    /// Prefix of the topic names with --kafka.
+    #[arg(long, default_value = "")]
+    topic_prefix: String,
 }
 
 /// Runs `generate`.
@@ -99,10 +106,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_delay_ms: args.max_delay,
     };
     let shutdown = Shutdown::install()?;
-    let files = FileSink::create(&args.out_dir)
-        .with_context(|| format!("cannot create output files in {}", args.out_dir.display()))?;
+    let files = match &args.out_dir {
+        Some(dir) => Some(
+            FileSink::create(dir)
+                .with_context(|| format!("cannot create output files in {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let kafka = match &args.kafka {
+        Some(brokers) => Some(super::produce::KafkaSink::connect(brokers, &args.topic_prefix)?),
+        None => None,
+    };
     let stop = move || shutdown.requested();
-    let paced = Paced::new(files, args.realtime, start, stop);
+    let paced = Paced::new(Tee(files, kafka), args.realtime, start, stop);
     let mut sink = Progress {
         inner: paced,
         last_report: Instant::now(),
@@ -111,9 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let manifest = Generator::new(cfg)
         .run(&mut sink)
         .context("writing generated lines failed")?;
-    let path = args.out_dir.join("manifest.json");
-    let text = serde_json::to_string_pretty(&manifest)? + "\n";
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(dir) = &args.out_dir {
+        let path = dir.join("manifest.json");
+        let text = serde_json::to_string_pretty(&manifest)? + "\n";
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let secs = began.elapsed().as_secs_f64();
     let events: u64 = manifest
         .lines
@@ -122,8 +140,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|(_, n)| n)
         .sum();
     tracing::info!(
-        dir = %args.out_dir.display(),
+        dir = ?args.out_dir,
+        kafka = ?args.kafka,
         events,
+        lines_per_second = format!("{:.0}", manifest.lines.values().sum::<u64>() as f64 / secs.max(1e-9)),
         sessions = manifest.sessions,
         end = %manifest.end,
         seconds = format!("{secs:.2}"),
@@ -163,5 +183,30 @@ impl<S: Sink> Sink for Progress<S> {
 
     fn finish(&mut self) -> io::Result<()> {
         self.inner.finish()
+    }
+}
+
+/// Writes to the files, Kafka, or both.
+struct Tee(Option<FileSink>, Option<super::produce::KafkaSink>);
+
+impl Sink for Tee {
+    fn emit(&mut self, kind: EventKind, arrival: Timestamp, line: &[u8]) -> io::Result<()> {
+        if let Some(files) = &mut self.0 {
+            files.emit(kind, arrival, line)?;
+        }
+        if let Some(kafka) = &mut self.1 {
+            kafka.emit(kind, arrival, line)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(files) = &mut self.0 {
+            files.finish()?;
+        }
+        if let Some(kafka) = &mut self.1 {
+            kafka.finish()?;
+        }
+        Ok(())
     }
 }

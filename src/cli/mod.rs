@@ -4,7 +4,9 @@ mod console;
 mod demo;
 mod fx_server;
 mod generate;
+mod produce;
 mod replay;
+mod run;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +36,10 @@ enum Command {
     Replay(replay::Args),
     /// Serve the generator's daily FX rates over HTTP, in the Frankfurter API's format.
     FxServer(fx_server::Args),
+    /// Run the pipeline live from Kafka (configuration: file, then SHOPFLOW_* variables).
+    Run(run::Args),
+    /// Manage the Kafka topics (`topics create`).
+    Topics(run::TopicsArgs),
 }
 
 /// Runs the parsed command.
@@ -44,6 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(args) => validate::run(args),
         Command::FxServer(args) => fx_server::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Topics(args) => run::topics(args),
     }
 }
 

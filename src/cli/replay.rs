@@ -56,13 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))?;
     let mut tables = Tables::new(settings);
     tables.apply_all(changes);
-    std::fs::create_dir_all(&args.output_csv)
-        .with_context(|| format!("cannot create {}", args.output_csv.display()))?;
-    for table in Table::WAREHOUSE.into_iter().chain([Table::Conflicts]) {
-        let path = args.output_csv.join(format!("{}.csv", table.name()));
-        std::fs::write(&path, tables.to_csv(table))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    write_csv(&tables, &args.output_csv)?;
     for ((kind, reason), n) in rejected.iter() {
         tracing::warn!(
             file = format!("{}.jsonl", kind.topic()),
@@ -82,6 +76,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seconds = format!("{:.2}", began.elapsed().as_secs_f64()),
         "replay complete"
     );
+    Ok(())
+}
+
+/// Writes every warehouse table (and `dq_conflicts`) as `<table>.csv` into `dir`.
+pub fn write_csv(tables: &Tables, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for table in Table::WAREHOUSE.into_iter().chain([Table::Conflicts]) {
+        let path = dir.join(format!("{}.csv", table.name()));
+        std::fs::write(&path, tables.to_csv(table))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,452 @@
+//! The Kafka source: one per dataflow worker, each owning its partitions.
+//!
+//! - **Ownership:** every partition of the six input topics is listed in a
+//!   fixed order (topic, then partition) and the i-th goes to worker
+//!   `i % workers` ([`assignment`]), assigned explicitly (no group
+//!   rebalancing), so each partition has exactly one owner.
+//! - **Order of reading:** each partition has its own queue. Reference topics
+//!   (`fx_rates`, `products`, `users`) are drained first on every poll, so a
+//!   product or rate is in the dataflow before the events that follow it;
+//!   then up to `batch` messages from each event partition.
+//! - **Watermarks:** per event partition, the newest event time minus the
+//!   out-of-orderness. A partition holds the worker back until it has
+//!   delivered something or reached its end; one that is at its end and quiet
+//!   for `idle_timeout_ms` is idle and no longer holds anyone back. Reference
+//!   partitions never hold the watermark: their records enter at their own
+//!   time or the current input time, whichever is later.
+//! - **Backpressure:** while more than `max_in_flight` records of this worker
+//!   are not complete, its partitions are paused; they resume below half.
+//! - **Validation:** every message is validated; a failure goes to
+//!   `dead_letters` and is counted, never dropped.
+//! - **Offsets:** after each batch a partition remembers (time bound, next
+//!   offset); once results before the bound are durable, the dead letters are
+//!   flushed and the offset is committed to the consumer group, so standard
+//!   lag tools see the pipeline's real progress.
+
+use super::dead_letters::{DeadLetters, Origin};
+use super::{KafkaSettings, StartAt, is_reference};
+use crate::metrics::Metrics;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, consumer::base_consumer::PartitionQueue};
+use shopflow_dataflow::live::{Mark, Offer, Source};
+use shopflow_dataflow::run::Input;
+use shopflow_dataflow::{Settings, Time};
+use shopflow_model::EventKind;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Client callbacks: errors and commit results go to logs and metrics.
+pub struct Callbacks(Arc<Metrics>);
+
+impl ClientContext for Callbacks {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        {
+            return; // reaching the end of a partition is tracked, not an error
+        }
+        self.0.add("shopflow_kafka_errors_total", &[], 1);
+        tracing::warn!(%error, reason, "Kafka client error; the client retries and reconnects by itself");
+    }
+}
+
+impl ConsumerContext for Callbacks {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.0.add("shopflow_offset_commits_total", &[], 1),
+            Err(e) => {
+                self.0.add("shopflow_offset_commit_errors_total", &[], 1);
+                tracing::warn!(error = %e, "offset commit failed; it is retried at the next durable time");
+            }
+        }
+    }
+}
+
+type Queue = PartitionQueue<Callbacks>;
+
+/// The partitions worker `index` of `peers` owns, given each topic's
+/// partition count (in [`EventKind::ALL`] order).
+pub fn assignment(counts: &[(EventKind, i32)], index: usize, peers: usize) -> Vec<(EventKind, i32)> {
+    counts
+        .iter()
+        .flat_map(|&(kind, n)| (0..n).map(move |p| (kind, p)))
+        .enumerate()
+        .filter(|(i, _)| i % peers.max(1) == index)
+        .map(|(_, tp)| tp)
+        .collect()
+}
+
+/// Partition counts of the six input topics, from the cluster's metadata.
+pub fn partition_counts(settings: &KafkaSettings) -> Result<Vec<(EventKind, i32)>, String> {
+    let consumer: BaseConsumer = settings
+        .client()
+        .create()
+        .map_err(|e| format!("cannot create a Kafka client for {}: {e}", settings.brokers))?;
+    let mut out = Vec::new();
+    for kind in EventKind::ALL {
+        let topic = settings.topic(kind);
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(30))
+            .map_err(|e| format!("cannot read metadata of topic {topic} from {}: {e}; is the broker up?", settings.brokers))?;
+        let n = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        if n == 0 {
+            return Err(format!("topic {topic} has no partitions; run `shopflow topics create` first"));
+        }
+        out.push((kind, n as i32));
+    }
+    Ok(out)
+}
+
+struct Part {
+    kind: EventKind,
+    topic: String,
+    partition: i32,
+    queue: Queue,
+    max_ts: Option<i64>,
+    at_end: bool,
+    last_message: Instant,
+    next_offset: Option<i64>,
+    /// (time bound, next offset) after each batch, oldest first.
+    pending: VecDeque<(Time, i64)>,
+    /// The newest offset that may be committed and is not yet.
+    committable: Option<i64>,
+}
+
+impl Part {
+    fn idle(&self, timeout: Duration) -> bool {
+        self.at_end && self.last_message.elapsed() >= timeout
+    }
+}
+
+/// One worker's Kafka source.
+pub struct KafkaSource {
+    consumer: Arc<BaseConsumer<Callbacks>>,
+    parts: Vec<Part>,
+    settings: KafkaSettings,
+    dataflow: Settings,
+    dead: Arc<DeadLetters>,
+    metrics: Arc<Metrics>,
+    paused: bool,
+    exit_when_idle: Option<Duration>,
+    last_commit: Instant,
+}
+
+impl KafkaSource {
+    /// Connects and assigns `parts` (from [`assignment`]). With
+    /// `exit_when_idle`, the source ends once all its partitions are idle for
+    /// that long (backfills and tests); otherwise it runs until stopped.
+    pub fn new(
+        settings: &KafkaSettings,
+        dataflow: &Settings,
+        parts: &[(EventKind, i32)],
+        dead: Arc<DeadLetters>,
+        metrics: Arc<Metrics>,
+        exit_when_idle: Option<Duration>,
+    ) -> Result<KafkaSource, String> {
+        let consumer: BaseConsumer<Callbacks> = settings
+            .client()
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(Callbacks(metrics.clone()))
+            .map_err(|e| format!("cannot create a Kafka consumer for {}: {e}", settings.brokers))?;
+        let consumer = Arc::new(consumer);
+        let start = match settings.start {
+            StartAt::Earliest => Offset::Beginning,
+            StartAt::Latest => Offset::End,
+            StartAt::Committed => Offset::Stored,
+        };
+        let mut list = TopicPartitionList::new();
+        for &(kind, p) in parts {
+            list.add_partition_offset(&settings.topic(kind), p, start)
+                .map_err(|e| format!("cannot assign {}/{p}: {e}", settings.topic(kind)))?;
+        }
+        consumer
+            .assign(&list)
+            .map_err(|e| format!("cannot assign partitions: {e}"))?;
+        let mut owned = Vec::new();
+        for &(kind, partition) in parts {
+            let topic = settings.topic(kind);
+            let queue = consumer
+                .split_partition_queue(&topic, partition)
+                .ok_or_else(|| format!("cannot open a queue for {topic}/{partition}"))?;
+            owned.push(Part {
+                kind,
+                topic,
+                partition,
+                queue,
+                max_ts: None,
+                at_end: false,
+                last_message: Instant::now(),
+                next_offset: None,
+                pending: VecDeque::new(),
+                committable: None,
+            });
+        }
+        // Reference partitions first: they are drained before events.
+        owned.sort_by_key(|p| !is_reference(p.kind));
+        Ok(KafkaSource {
+            consumer,
+            parts: owned,
+            settings: settings.clone(),
+            dataflow: dataflow.clone(),
+            dead,
+            metrics,
+            paused: false,
+            exit_when_idle,
+            last_commit: Instant::now(),
+        })
+    }
+
+    fn all_partitions(&self) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for p in &self.parts {
+            list.add_partition(&p.topic, p.partition);
+        }
+        list
+    }
+
+    fn backpressure(&mut self, in_flight: u64) {
+        let max = self.settings.max_in_flight;
+        if !self.paused && in_flight > max {
+            match self.consumer.pause(&self.all_partitions()) {
+                Ok(()) => {
+                    self.paused = true;
+                    self.metrics.add("shopflow_partition_pauses_total", &[], 1);
+                    tracing::debug!(in_flight, "paused partitions: the dataflow is behind");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot pause partitions"),
+            }
+        } else if self.paused && in_flight <= max / 2 {
+            match self.consumer.resume(&self.all_partitions()) {
+                Ok(()) => self.paused = false,
+                Err(e) => tracing::warn!(error = %e, "cannot resume partitions"),
+            }
+        }
+    }
+
+    /// Takes up to `limit` messages from part `i` into the dataflow.
+    fn drain(&mut self, i: usize, limit: usize, offer: &mut Offer<'_>) -> usize {
+        let mut taken = 0;
+        while taken < limit {
+            let part = &self.parts[i];
+            let Some(result) = part.queue.poll(Duration::ZERO) else {
+                break;
+            };
+            let (offset, outcome) = match result {
+                Ok(message) => {
+                    let payload = message.payload().unwrap_or_default();
+                    let offset = message.offset();
+                    let outcome = match Input::from_line(part.kind, payload) {
+                        Ok(input) => Ok(input),
+                        Err(error) => {
+                            let origin = Origin {
+                                topic: &part.topic,
+                                partition: part.partition,
+                                offset,
+                                key: message.key(),
+                            };
+                            Err(self.dead.record(origin, payload, &error))
+                        }
+                    };
+                    (offset, outcome)
+                }
+                Err(KafkaError::PartitionEOF(_)) => {
+                    self.parts[i].at_end = true;
+                    break;
+                }
+                Err(e) => {
+                    self.metrics.add("shopflow_kafka_errors_total", &[], 1);
+                    tracing::warn!(error = %e, topic = %part.topic, partition = part.partition, "consume error");
+                    break;
+                }
+            };
+            match outcome {
+                Ok(input) => {
+                    let ts = match &input {
+                        Input::Event(e, _) => e.ts().0,
+                        Input::Fx(f) => f.date.start().0,
+                        Input::Product(p) => p.updated_at.0,
+                        Input::User(u) => u.updated_at.0,
+                    };
+                    let part = &mut self.parts[i];
+                    part.max_ts = part.max_ts.max(Some(ts));
+                    offer.input(input);
+                }
+                Err(Ok(())) => {}
+                Err(Err(e)) => {
+                    // Not committed past this offset until recorded: read
+                    // this message again after a seek.
+                    tracing::error!(error = %e, "cannot queue a dead letter; will retry");
+                    let part = &self.parts[i];
+                    if let Err(e) = self.consumer.seek(
+                        &part.topic,
+                        part.partition,
+                        Offset::Offset(offset),
+                        Duration::from_secs(5),
+                    ) {
+                        tracing::error!(error = %e, "cannot seek back to the rejected message");
+                    }
+                    break;
+                }
+            }
+            taken += 1;
+            let part = &mut self.parts[i];
+            part.next_offset = Some(offset + 1);
+            part.at_end = false;
+            part.last_message = Instant::now();
+        }
+        if taken > 0 {
+            let part = &mut self.parts[i];
+            self.metrics
+                .add("shopflow_messages_total", &[("topic", &part.topic)], taken as u64);
+            let bound = offer
+                .time()
+                .max(part.max_ts.map_or(0, |t| self.dataflow.tick(t)));
+            if let Some(next) = part.next_offset {
+                match part.pending.back_mut() {
+                    Some((b, n)) if *b == bound => *n = next,
+                    _ => part.pending.push_back((bound, next)),
+                }
+            }
+        }
+        taken
+    }
+
+    fn commit(&mut self, final_commit: bool) {
+        let mut list = TopicPartitionList::new();
+        for p in &self.parts {
+            if let Some(offset) = p.committable {
+                let _ = list.add_partition_offset(&p.topic, p.partition, Offset::Offset(offset));
+            }
+        }
+        if list.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.dead.flush(Duration::from_secs(30)) {
+            tracing::warn!(error = %e, "dead letters not yet stored; offsets are committed later");
+            return;
+        }
+        let mode = if final_commit { CommitMode::Sync } else { CommitMode::Async };
+        match self.consumer.commit(&list, mode) {
+            Ok(()) => {
+                for p in &mut self.parts {
+                    p.committable = None;
+                }
+                if final_commit {
+                    self.metrics.add("shopflow_offset_commits_total", &[], 1);
+                }
+            }
+            Err(e) => {
+                self.metrics.add("shopflow_offset_commit_errors_total", &[], 1);
+                tracing::warn!(error = %e, "offset commit failed; retried at the next durable time");
+            }
+        }
+        self.last_commit = Instant::now();
+    }
+}
+
+impl Source for KafkaSource {
+    fn poll(&mut self, offer: &mut Offer<'_>, in_flight: u64) -> bool {
+        // Serves client events (errors, commit results); split partitions
+        // deliver their messages through their own queues.
+        while let Some(result) = self.consumer.poll(Duration::ZERO) {
+            if let Err(e) = result {
+                self.metrics.add("shopflow_kafka_errors_total", &[], 1);
+                tracing::warn!(error = %e, "Kafka consumer error");
+            }
+        }
+        self.backpressure(in_flight);
+        if !self.paused {
+            let batch = self.settings.batch.max(1);
+            for i in 0..self.parts.len() {
+                let limit = if is_reference(self.parts[i].kind) {
+                    usize::MAX
+                } else {
+                    batch
+                };
+                self.drain(i, limit, offer);
+            }
+        }
+        match self.exit_when_idle {
+            Some(quiet) => !self.parts.iter().all(|p| p.idle(quiet)),
+            None => true,
+        }
+    }
+
+    fn mark(&self) -> Mark {
+        let idle = Duration::from_millis(self.settings.idle_timeout_ms);
+        let ooo = self.dataflow.out_of_orderness_ms;
+        let mut active: Option<i64> = None;
+        let mut idle_mark: Option<i64> = None;
+        for p in self.parts.iter().filter(|p| !is_reference(p.kind)) {
+            let mark = p.max_ts.map(|t| t - ooo);
+            if p.idle(idle) {
+                idle_mark = idle_mark.max(mark);
+            } else {
+                match mark {
+                    None => return Mark::Hold,
+                    Some(m) => active = Some(active.map_or(m, |a| a.min(m))),
+                }
+            }
+        }
+        match active {
+            Some(m) => Mark::Active(m),
+            None => Mark::Idle(idle_mark),
+        }
+    }
+
+    fn durable(&mut self, upto: Time) {
+        for p in &mut self.parts {
+            while let Some(&(bound, next)) = p.pending.front() {
+                if bound >= upto {
+                    break;
+                }
+                p.committable = Some(next);
+                p.pending.pop_front();
+            }
+        }
+        let final_commit = upto == Time::MAX;
+        if final_commit || self.last_commit.elapsed() >= Duration::from_secs(1) {
+            self.commit(final_commit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_partition_has_exactly_one_owner() {
+        let counts = [
+            (EventKind::Click, 4),
+            (EventKind::Cart, 4),
+            (EventKind::Purchase, 4),
+            (EventKind::Fx, 1),
+            (EventKind::Product, 1),
+            (EventKind::User, 1),
+        ];
+        for peers in 1..=5 {
+            let mut all: Vec<(EventKind, i32)> =
+                (0..peers).flat_map(|i| assignment(&counts, i, peers)).collect();
+            all.sort();
+            let mut expected: Vec<(EventKind, i32)> = counts
+                .iter()
+                .flat_map(|&(k, n)| (0..n).map(move |p| (k, p)))
+                .collect();
+            expected.sort();
+            assert_eq!(all, expected, "{peers} workers");
+        }
+    }
+}

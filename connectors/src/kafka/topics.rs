@@ -1,0 +1,105 @@
+//! `shopflow topics create`: the topic layout, created idempotently.
+//!
+//! | topic | partitions | cleanup | retention |
+//! |---|---|---|---|
+//! | `clicks`, `carts`, `purchases` | `event_partitions` (4) | delete | `event_retention_ms` (7 days) |
+//! | `fx_rates`, `products`, `users` | 1 | compact | forever (latest per key) |
+//! | `dead_letters` | 1 | delete | `dead_letter_retention_ms` (30 days) |
+//!
+//! Reference topics have one partition so that one worker applies their
+//! corrections in order.
+
+use super::{KafkaSettings, is_reference};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use shopflow_model::EventKind;
+use std::time::Duration;
+
+/// What happened to one topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Created now.
+    Created,
+    /// Was already there (left as it is).
+    Existed,
+}
+
+/// One topic of the layout: name, partitions and its configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    /// Topic name, prefix included.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Topic configuration entries.
+    pub config: Vec<(&'static str, String)>,
+}
+
+/// The whole layout for these settings.
+pub fn layout(settings: &KafkaSettings) -> Vec<Spec> {
+    let mut out: Vec<Spec> = EventKind::ALL
+        .into_iter()
+        .map(|kind| {
+            if is_reference(kind) {
+                Spec {
+                    name: settings.topic(kind),
+                    partitions: 1,
+                    config: vec![("cleanup.policy", "compact".into())],
+                }
+            } else {
+                Spec {
+                    name: settings.topic(kind),
+                    partitions: settings.event_partitions,
+                    config: vec![
+                        ("cleanup.policy", "delete".into()),
+                        ("retention.ms", settings.event_retention_ms.to_string()),
+                    ],
+                }
+            }
+        })
+        .collect();
+    out.push(Spec {
+        name: settings.dead_letters(),
+        partitions: 1,
+        config: vec![
+            ("cleanup.policy", "delete".into()),
+            ("retention.ms", settings.dead_letter_retention_ms.to_string()),
+        ],
+    });
+    out
+}
+
+/// Creates every topic of the layout that does not exist yet.
+pub async fn create(settings: &KafkaSettings) -> Result<Vec<(String, Outcome)>, String> {
+    let admin: AdminClient<DefaultClientContext> = settings
+        .client()
+        .create()
+        .map_err(|e| format!("cannot create a Kafka admin client for {}: {e}", settings.brokers))?;
+    let specs = layout(settings);
+    let topics: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|s| {
+            s.config.iter().fold(
+                NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(settings.replication)),
+                |t, (k, v)| t.set(k, v),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics(topics.iter(), &options).await.map_err(|e| {
+        format!(
+            "cannot create topics on {}: {e}; is the broker up (deploy/local/status.sh)?",
+            settings.brokers
+        )
+    })?;
+    let mut out = Vec::new();
+    for result in results {
+        match result {
+            Ok(name) => out.push((name, Outcome::Created)),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => out.push((name, Outcome::Existed)),
+            Err((name, code)) => return Err(format!("cannot create topic {name}: {code}")),
+        }
+    }
+    Ok(out)
+}

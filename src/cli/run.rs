@@ -1,0 +1,289 @@
+//! `shopflow run`: live Kafka into the dataflow.
+//!
+//! Start-up: load the configuration (reporting every problem at once),
+//! create the topics if missing, read their partition counts, give each
+//! worker its partitions, start the FX poller and the metrics endpoint. Then
+//! the dataflow runs until SIGINT/SIGTERM (or, with `run.exit_when_idle_ms`,
+//! until every partition is idle); it closes its inputs, drains, commits the
+//! last offsets and, with `run.output_csv`, writes every table.
+
+use super::console::{DemoState, render};
+use crate::config::RunConfig;
+use crate::shutdown::Shutdown;
+use anyhow::{Context, anyhow};
+use shopflow_connectors::fx_poller::FxPoller;
+use shopflow_connectors::kafka::dead_letters::DeadLetters;
+use shopflow_connectors::kafka::producer::{Producer, TopicPublisher};
+use shopflow_connectors::kafka::source::{KafkaSource, assignment, partition_counts};
+use shopflow_connectors::kafka::topics;
+use shopflow_connectors::metrics::Metrics;
+use shopflow_dataflow::live::{NoSource, Source, run_sources};
+use shopflow_dataflow::{Tables, Time};
+use shopflow_model::{EventKind, Timestamp};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Arguments of `run`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Configuration: defaults < the TOML file < SHOPFLOW_* variables (docs/configuration.md).\nExample:\n  deploy/local/up.sh\n  shopflow run --config deploy/local/shopflow.toml"
+)]
+pub struct Args {
+    /// TOML configuration file (optional: the defaults suit deploy/local).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Arguments of `topics`.
+#[derive(clap::Args, Debug)]
+pub struct TopicsArgs {
+    /// `create`: create every topic that is missing (idempotent).
+    #[arg(value_parser = ["create"])]
+    action: String,
+    /// TOML configuration file (its [kafka] section is used).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Loads the configuration or fails with every problem listed.
+pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<RunConfig> {
+    RunConfig::load(path, std::env::vars()).map_err(|problems| {
+        anyhow!(
+            "the configuration has {} problem(s):\n  - {}",
+            problems.len(),
+            problems.join("\n  - ")
+        )
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?)
+}
+
+/// Runs `topics create`.
+pub fn topics(args: TopicsArgs) -> anyhow::Result<()> {
+    let config = load(args.config.as_deref())?;
+    let outcomes = runtime()?
+        .block_on(topics::create(&config.kafka))
+        .map_err(|e| anyhow!(e))?;
+    for (name, outcome) in outcomes {
+        println!("{name}: {}", match outcome {
+            topics::Outcome::Created => "created",
+            topics::Outcome::Existed => "exists",
+        });
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs `run`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = load(args.config.as_deref())?;
+    let shutdown = Shutdown::install()?;
+    let rt = runtime()?;
+    let metrics = Arc::new(Metrics::default());
+    let created = rt
+        .block_on(topics::create(&config.kafka))
+        .map_err(|e| anyhow!(e))?;
+    for (name, outcome) in &created {
+        if *outcome == topics::Outcome::Created {
+            tracing::info!(topic = %name, "created topic");
+        }
+    }
+    if let Some(addr) = config.metrics_listen {
+        let routes = metrics_routes(metrics.clone());
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("cannot listen on {addr} for /metrics; set metrics.listen (SHOPFLOW_METRICS_LISTEN) to a free address, or to \"\" to disable it"))?;
+        let bound = listener.local_addr()?;
+        rt.spawn(warp::serve(routes).incoming(listener).run());
+        tracing::info!(%bound, "metrics on http://{bound}/metrics");
+    }
+    let counts = partition_counts(&config.kafka).map_err(|e| anyhow!(e))?;
+    let dead_producer = Arc::new(Producer::new(&config.kafka, None).map_err(|e| anyhow!(e))?);
+    let dead = Arc::new(DeadLetters::new(
+        dead_producer,
+        config.kafka.dead_letters(),
+        metrics.clone(),
+    ));
+    let exit_when_idle =
+        (config.exit_when_idle_ms > 0).then(|| Duration::from_millis(config.exit_when_idle_ms));
+    let mut sources: Vec<Option<Box<dyn Source + Send>>> = Vec::new();
+    for index in 0..config.workers {
+        let parts = assignment(&counts, index, config.workers);
+        let source: Box<dyn Source + Send> = if parts.is_empty() {
+            Box::new(NoSource)
+        } else {
+            Box::new(
+                KafkaSource::new(
+                    &config.kafka,
+                    &config.dataflow,
+                    &parts,
+                    dead.clone(),
+                    metrics.clone(),
+                    exit_when_idle,
+                )
+                .map_err(|e| anyhow!(e))?,
+            )
+        };
+        tracing::info!(worker = index, partitions = ?parts, "partitions assigned");
+        sources.push(Some(source));
+    }
+    let fx = start_fx_poller(&config, &metrics, &shutdown)?;
+
+    let state = Arc::new(Mutex::new(DemoState::new(config.dataflow.clone())));
+    let tables = config
+        .output_csv
+        .as_ref()
+        .map(|_| Arc::new(Mutex::new(Tables::new(config.dataflow.clone()))));
+    let sources = Arc::new(Mutex::new(sources));
+    let (live_state, live_tables, live_metrics) = (state.clone(), tables.clone(), metrics.clone());
+    let stop = shutdown.clone();
+    let settings = config.dataflow.clone();
+    let dataflow = std::thread::Builder::new()
+        .name("dataflow".into())
+        .spawn(move || {
+            run_sources(
+                settings,
+                config.workers,
+                move |index, _| {
+                    let source = sources.lock().expect("sources")[index].take();
+                    match source {
+                        Some(s) => s as Box<dyn Source>,
+                        None => Box::new(NoSource),
+                    }
+                },
+                move || stop.requested(),
+                move |progress| {
+                    let upto = progress.upto;
+                    if let Some(tables) = &live_tables {
+                        let mut tables = tables.lock().expect("tables");
+                        let mut by_time: std::collections::BTreeMap<Time, Vec<_>> =
+                            Default::default();
+                        for (row, t, d) in &progress.changes {
+                            by_time.entry(*t).or_default().push((row.clone(), *d));
+                        }
+                        for (t, batch) in by_time {
+                            tables.apply_time(t, batch);
+                        }
+                    }
+                    let ingest = progress.ingest;
+                    for (label, n) in [
+                        ("on_time", ingest.on_time),
+                        ("late", ingest.late),
+                        ("too_late", ingest.too_late),
+                    ] {
+                        live_metrics.set("shopflow_events_total", &[("admission", label)], n);
+                    }
+                    if upto < Time::MAX {
+                        live_metrics.set("shopflow_frontier_ms", &[], upto);
+                        live_metrics.set(
+                            "shopflow_frontier_lag_ms",
+                            &[],
+                            (now_ms() - upto as i64).max(0) as u64,
+                        );
+                    }
+                    live_state.lock().expect("state").absorb(progress);
+                    // Delivered to the console (and the CSV tables): durable
+                    // for this sinks; the warehouse sink will answer here.
+                    upto
+                },
+            )
+        })?;
+    tracing::info!(workers = config.workers, brokers = %config.kafka.brokers, "running; Ctrl-C to stop");
+    let tty = std::io::stdout().is_terminal();
+    let mut last_log = Instant::now();
+    while !dataflow.is_finished() {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut s = state.lock().expect("state");
+        s.set_input(
+            metrics.total("shopflow_messages_total"),
+            metrics.by_label("shopflow_invalid_total", "reason"),
+        );
+        if config.console && last_log.elapsed() >= Duration::from_secs(1) {
+            let view = render(&s, Timestamp(now_ms()));
+            drop(s);
+            let mut out = std::io::stdout().lock();
+            if tty {
+                write!(out, "\x1b[2J\x1b[H")?;
+            }
+            writeln!(out, "{view}")?;
+            out.flush()?;
+            last_log = Instant::now();
+        } else if !config.console && last_log.elapsed() >= Duration::from_secs(10) {
+            tracing::info!(messages = s.lines, upto = %Timestamp(s.upto as i64), "progress");
+            last_log = Instant::now();
+        }
+    }
+    dataflow
+        .join()
+        .map_err(|_| anyhow!("the dataflow thread panicked"))?
+        .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
+    shutdown.request();
+    if let Some(fx) = fx {
+        fx.join().map_err(|_| anyhow!("the FX poller panicked"))?;
+    }
+    dead.flush(Duration::from_secs(60))
+        .map_err(|e| anyhow!("dead letters not all stored: {e}"))?;
+    if let (Some(dir), Some(tables)) = (&config.output_csv, &tables) {
+        super::replay::write_csv(&tables.lock().expect("tables"), dir)?;
+        tracing::info!(dir = %dir.display(), "tables written");
+    }
+    tracing::info!(
+        messages = metrics.total("shopflow_messages_total"),
+        invalid = metrics.total("shopflow_invalid_total"),
+        dead_letters = metrics.total("shopflow_dead_letters_total"),
+        "stopped"
+    );
+    Ok(())
+}
+
+fn start_fx_poller(
+    config: &RunConfig,
+    metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    if config.fx.url.is_empty() {
+        return Ok(None);
+    }
+    let producer = Arc::new(
+        Producer::new(&config.kafka, Some(Duration::from_secs(60))).map_err(|e| anyhow!(e))?,
+    );
+    let publisher = TopicPublisher {
+        producer,
+        topic: config.kafka.topic(EventKind::Fx),
+    };
+    let poller = FxPoller::new(config.fx.clone(), publisher, metrics.clone());
+    let stop = shutdown.clone();
+    tracing::info!(url = %config.fx.url, interval_ms = config.fx.interval_ms, "FX poller started");
+    Ok(Some(
+        std::thread::Builder::new()
+            .name("fx-poller".into())
+            .spawn(move || poller.run(&move || stop.requested()))?,
+    ))
+}
+
+fn metrics_routes(
+    metrics: Arc<Metrics>,
+) -> impl warp::Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+    use warp::Filter;
+    let m = warp::path("metrics").and(warp::path::end()).map(move || {
+        warp::reply::with_header(
+            metrics.render(),
+            "content-type",
+            "text/plain; version=0.0.4",
+        )
+    });
+    let health = warp::path("healthz").and(warp::path::end()).map(|| "ok\n");
+    warp::get().and(m.or(health))
+}
