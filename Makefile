@@ -10,10 +10,10 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay stack bench demo clean-cache
+.PHONY: test setup lint unit schema replay stack kafka bench demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
-test: setup lint unit schema replay stack
+test: setup lint unit schema replay stack kafka
 	@echo "make test: all checks passed"
 
 ## Install what the tests need (idempotent, cached under $(CACHE)).
@@ -40,6 +40,11 @@ replay:
 ## The local stack scripts (deploy/local/) install, start and stop Kafka, PostgreSQL and S3.
 stack:
 	scripts/stack-check.sh
+
+## `shopflow run` against a real Kafka broker started by deploy/local/up.sh (own ports and state dir).
+kafka:
+	cargo build --release --locked --bin shopflow
+	SHOPFLOW_BIN=$(BIN_RELEASE) $(PYTEST) -q -p no:cacheprovider tests/kafka
 
 ## The live demo (Ctrl-C to stop).
 demo:

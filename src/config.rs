@@ -9,31 +9,123 @@ use std::path::{Path, PathBuf};
 
 /// Every configuration key: `section.name`, default as written in TOML, help.
 pub const KNOBS: &[(&str, &str, &str)] = &[
-    ("kafka.brokers", "\"127.0.0.1:9092\"", "Bootstrap servers, host:port[,host:port…]."),
-    ("kafka.topic_prefix", "\"\"", "Prefix of every topic name (isolates environments sharing a cluster)."),
-    ("kafka.group_id", "\"shopflow\"", "Consumer group that receives committed offsets (visible to lag tools)."),
-    ("kafka.event_partitions", "4", "Partitions of clicks, carts and purchases when `topics create` makes them."),
-    ("kafka.replication", "1", "Replication factor of created topics."),
-    ("kafka.start", "\"committed\"", "Where to start reading: earliest, latest, or committed (earliest when nothing is committed)."),
-    ("kafka.idle_timeout_ms", "2000", "A partition at its end and quiet this long stops holding the watermark back."),
-    ("kafka.max_in_flight", "200000", "A worker pauses its partitions while this many records are not complete; resumes below half."),
-    ("kafka.batch", "1000", "Messages read from one partition per poll."),
-    ("kafka.event_retention_ms", "604800000", "Retention of the event topics (7 days)."),
-    ("kafka.dead_letter_retention_ms", "2592000000", "Retention of dead_letters (30 days)."),
-    ("dataflow.workers", "2", "Dataflow worker threads; each owns a share of the partitions."),
-    ("dataflow.tick_ms", "1000", "Event-time granularity of the dataflow (must divide a minute)."),
-    ("dataflow.out_of_orderness_ms", "5000", "How far the watermark trails the newest event of a partition."),
-    ("dataflow.allowed_lateness_ms", "300000", "How far behind the watermark an event is still applied; later ones are too late."),
-    ("dataflow.horizon_ms", "600000", "How long after a window ends it may still be corrected (at least the allowed lateness)."),
-    ("fx.url", "\"\"", "Base URL of the rates API (Frankfurter format); empty: no poller."),
+    (
+        "kafka.brokers",
+        "\"127.0.0.1:9092\"",
+        "Bootstrap servers, host:port[,host:port…].",
+    ),
+    (
+        "kafka.topic_prefix",
+        "\"\"",
+        "Prefix of every topic name (isolates environments sharing a cluster).",
+    ),
+    (
+        "kafka.group_id",
+        "\"shopflow\"",
+        "Consumer group that receives committed offsets (visible to lag tools).",
+    ),
+    (
+        "kafka.event_partitions",
+        "4",
+        "Partitions of clicks, carts and purchases when `topics create` makes them.",
+    ),
+    (
+        "kafka.replication",
+        "1",
+        "Replication factor of created topics.",
+    ),
+    (
+        "kafka.start",
+        "\"committed\"",
+        "Where to start reading: earliest, latest, or committed (earliest when nothing is committed).",
+    ),
+    (
+        "kafka.idle_timeout_ms",
+        "2000",
+        "A partition at its end and quiet this long stops holding the watermark back.",
+    ),
+    (
+        "kafka.max_in_flight",
+        "200000",
+        "A worker pauses its partitions while this many records are not complete; resumes below half.",
+    ),
+    (
+        "kafka.batch",
+        "1000",
+        "Messages read from one partition per poll.",
+    ),
+    (
+        "kafka.event_retention_ms",
+        "604800000",
+        "Retention of the event topics (7 days).",
+    ),
+    (
+        "kafka.dead_letter_retention_ms",
+        "2592000000",
+        "Retention of dead_letters (30 days).",
+    ),
+    (
+        "dataflow.workers",
+        "2",
+        "Dataflow worker threads; each owns a share of the partitions.",
+    ),
+    (
+        "dataflow.tick_ms",
+        "1000",
+        "Event-time granularity of the dataflow (must divide a minute).",
+    ),
+    (
+        "dataflow.out_of_orderness_ms",
+        "5000",
+        "How far the watermark trails the newest event of a partition.",
+    ),
+    (
+        "dataflow.allowed_lateness_ms",
+        "300000",
+        "How far behind the watermark an event is still applied; later ones are too late.",
+    ),
+    (
+        "dataflow.horizon_ms",
+        "600000",
+        "How long after a window ends it may still be corrected (at least the allowed lateness).",
+    ),
+    (
+        "fx.url",
+        "\"\"",
+        "Base URL of the rates API (Frankfurter format); empty: no poller.",
+    ),
     ("fx.interval_ms", "60000", "Time between FX polls."),
     ("fx.timeout_ms", "5000", "Time-out of one FX request."),
-    ("fx.retries", "3", "Extra attempts after a failed FX request."),
-    ("fx.backoff_ms", "500", "Wait before the first FX retry; doubled each time, at most 60 s."),
-    ("run.exit_when_idle_ms", "0", "Stop once every partition is at its end and quiet this long (0: run until SIGINT/SIGTERM)."),
-    ("run.output_csv", "\"\"", "On stop, write every table as CSV here (keeps all rows in memory: for tests and backfills)."),
-    ("run.console", "true", "Show the console view every second (false: a progress log line every 10 s)."),
-    ("metrics.listen", "\"127.0.0.1:9464\"", "Address of the /metrics and /healthz endpoint; empty disables it."),
+    (
+        "fx.retries",
+        "3",
+        "Extra attempts after a failed FX request.",
+    ),
+    (
+        "fx.backoff_ms",
+        "500",
+        "Wait before the first FX retry; doubled each time, at most 60 s.",
+    ),
+    (
+        "run.exit_when_idle_ms",
+        "0",
+        "Stop once every partition is at its end and quiet this long (0: run until SIGINT/SIGTERM).",
+    ),
+    (
+        "run.output_csv",
+        "\"\"",
+        "On stop, write every table as CSV here (keeps all rows in memory: for tests and backfills).",
+    ),
+    (
+        "run.console",
+        "true",
+        "Show the console view every second (false: a progress log line every 10 s).",
+    ),
+    (
+        "metrics.listen",
+        "\"127.0.0.1:9464\"",
+        "Address of the /metrics and /healthz endpoint; empty disables it.",
+    ),
 ];
 
 /// The whole configuration of `run`.
@@ -116,7 +208,9 @@ impl RunConfig {
             "run.exit_when_idle_ms" => self.exit_when_idle_ms = num(key, text)?,
             "run.output_csv" => self.output_csv = (!text.is_empty()).then(|| PathBuf::from(text)),
             "run.console" => {
-                self.console = text.parse().map_err(|_| format!("{key}: expected true or false, got {text:?}"))?
+                self.console = text
+                    .parse()
+                    .map_err(|_| format!("{key}: expected true or false, got {text:?}"))?
             }
             "metrics.listen" => {
                 self.metrics_listen = if text.is_empty() {
@@ -161,9 +255,9 @@ impl RunConfig {
                         problems.push(format!("{name}: {e}"));
                     }
                 }
-                None if sections.iter().any(|s| name.starts_with(s.as_str())) => {
-                    problems.push(format!("{name} is not a shopflow setting; see docs/configuration.md"))
-                }
+                None if sections.iter().any(|s| name.starts_with(s.as_str())) => problems.push(
+                    format!("{name} is not a shopflow setting; see docs/configuration.md"),
+                ),
                 None => {}
             }
         }
@@ -178,7 +272,9 @@ impl RunConfig {
     fn apply_toml(&mut self, table: &toml::Table, problems: &mut Vec<String>) {
         for (section, value) in table {
             let Some(inner) = value.as_table() else {
-                problems.push(format!("`{section}` must be a [section]; see docs/configuration.md"));
+                problems.push(format!(
+                    "`{section}` must be a [section]; see docs/configuration.md"
+                ));
                 continue;
             };
             for (name, value) in inner {
@@ -215,7 +311,10 @@ impl RunConfig {
             out.push("kafka.batch and kafka.max_in_flight must be at least 1".into());
         }
         if !self.fx.url.is_empty() && !self.fx.url.starts_with("http") {
-            out.push(format!("fx.url must be an http(s) URL, got {:?}", self.fx.url));
+            out.push(format!(
+                "fx.url must be an http(s) URL, got {:?}",
+                self.fx.url
+            ));
         }
         if !self.fx.url.is_empty() && (self.fx.interval_ms == 0 || self.fx.timeout_ms == 0) {
             out.push("fx.interval_ms and fx.timeout_ms must be positive".into());
@@ -229,7 +328,9 @@ mod tests {
     use super::*;
 
     fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        list.iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
@@ -237,9 +338,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shopflow-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.toml");
-        std::fs::write(&path, "[kafka]\nbrokers = \"h:1\"\nbatch = 7\n[dataflow]\nworkers = 3\n").unwrap();
-        let c = RunConfig::load(Some(&path), vars(&[("SHOPFLOW_KAFKA_BATCH", "9"), ("SHOPFLOW_BIN", "x")])).unwrap();
-        assert_eq!((c.kafka.brokers.as_str(), c.kafka.batch, c.workers), ("h:1", 9, 3));
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"h:1\"\nbatch = 7\n[dataflow]\nworkers = 3\n",
+        )
+        .unwrap();
+        let c = RunConfig::load(
+            Some(&path),
+            vars(&[("SHOPFLOW_KAFKA_BATCH", "9"), ("SHOPFLOW_BIN", "x")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.kafka.brokers.as_str(), c.kafka.batch, c.workers),
+            ("h:1", 9, 3)
+        );
         assert_eq!(c.kafka.group_id, "shopflow");
     }
 
@@ -248,14 +360,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shopflow-config-b-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("b.toml");
-        std::fs::write(&path, "[kafka]\nbatch = \"lots\"\nbrokerz = \"x\"\n[dataflow]\ntick_ms = 7\n").unwrap();
+        std::fs::write(
+            &path,
+            "[kafka]\nbatch = \"lots\"\nbrokerz = \"x\"\n[dataflow]\ntick_ms = 7\n",
+        )
+        .unwrap();
         let problems = RunConfig::load(
             Some(&path),
-            vars(&[("SHOPFLOW_KAFKA_START", "middle"), ("SHOPFLOW_FX_URLS", "x")]),
+            vars(&[
+                ("SHOPFLOW_KAFKA_START", "middle"),
+                ("SHOPFLOW_FX_URLS", "x"),
+            ]),
         )
         .unwrap_err();
         let text = problems.join("\n");
-        for needle in ["kafka.batch", "kafka.brokerz", "tick_ms", "SHOPFLOW_KAFKA_START", "SHOPFLOW_FX_URLS"] {
+        for needle in [
+            "kafka.batch",
+            "kafka.brokerz",
+            "tick_ms",
+            "SHOPFLOW_KAFKA_START",
+            "SHOPFLOW_FX_URLS",
+        ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
         assert_eq!(problems.len(), 5, "{text}");
@@ -263,11 +388,19 @@ mod tests {
 
     #[test]
     fn every_knob_is_documented_and_settable() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/configuration.md"
+        ))
+        .unwrap();
         for (key, default, _) in KNOBS {
-            assert!(doc.contains(&format!("`{key}`")), "{key} is not in docs/configuration.md");
+            assert!(
+                doc.contains(&format!("`{key}`")),
+                "{key} is not in docs/configuration.md"
+            );
             let mut c = RunConfig::default();
-            c.set(key, default.trim_matches('"')).unwrap_or_else(|e| panic!("{key}: {e}"));
+            c.set(key, default.trim_matches('"'))
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
         }
     }
 }

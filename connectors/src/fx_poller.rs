@@ -120,7 +120,10 @@ impl<P: Publish> FxPoller<P> {
     /// One attempt: fetch, check, publish what changed. Returns how many
     /// rates were published.
     pub fn attempt(&mut self) -> Result<usize, Failure> {
-        let url = format!("{}/latest?base=USD", self.settings.url.trim_end_matches('/'));
+        let url = format!(
+            "{}/latest?base=USD",
+            self.settings.url.trim_end_matches('/')
+        );
         let mut response = self.agent.get(&url).call().map_err(|e| match e {
             ureq::Error::Timeout(_) => Failure::Timeout,
             e => Failure::Http(format!("{url}: {e}")),
@@ -173,10 +176,11 @@ impl<P: Publish> FxPoller<P> {
                 .publish(&key, record.as_bytes())
                 .map_err(Failure::Publish)?;
             self.published.insert(key, rate.get().to_owned());
+            // Counted one by one, so rates published before a failure count.
+            self.metrics
+                .add("shopflow_fx_rates_published_total", &[], 1);
             published += 1;
         }
-        self.metrics
-            .add("shopflow_fx_rates_published_total", &[], published as u64);
         Ok(published)
     }
 
@@ -193,8 +197,11 @@ impl<P: Publish> FxPoller<P> {
                     return Ok(n);
                 }
                 Err(failure) => {
-                    self.metrics
-                        .add("shopflow_fx_polls_total", &[("outcome", failure.label())], 1);
+                    self.metrics.add(
+                        "shopflow_fx_polls_total",
+                        &[("outcome", failure.label())],
+                        1,
+                    );
                     tracing::warn!(?failure, attempt, "FX poll failed");
                     if attempt >= self.settings.retries || !sleep_unless(wait, stop) {
                         return Err(failure);

@@ -19,20 +19,76 @@ pub enum Kind {
 
 /// Every metric: name, kind, help.
 pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
-    ("shopflow_messages_total", Kind::Counter, "Kafka messages consumed, by topic."),
-    ("shopflow_events_total", Kind::Counter, "Events offered to the dataflow, by admission (on_time, late, too_late)."),
-    ("shopflow_invalid_total", Kind::Counter, "Messages that failed validation, by topic and reason code; each one is in dead_letters."),
-    ("shopflow_dead_letters_total", Kind::Counter, "Records delivered to the dead_letters topic."),
-    ("shopflow_dead_letter_errors_total", Kind::Counter, "Failed attempts to deliver a dead letter (retried until delivered)."),
-    ("shopflow_kafka_errors_total", Kind::Counter, "Kafka client errors seen while consuming (the client reconnects by itself)."),
-    ("shopflow_partition_pauses_total", Kind::Counter, "Times a worker paused its partitions because the dataflow fell behind."),
-    ("shopflow_offset_commits_total", Kind::Counter, "Offset commits to the consumer group after results became durable."),
-    ("shopflow_offset_commit_errors_total", Kind::Counter, "Failed offset commits (retried at the next durable time)."),
-    ("shopflow_frontier_ms", Kind::Gauge, "Event time (ms since the epoch) before which every result is complete."),
-    ("shopflow_frontier_lag_ms", Kind::Gauge, "Wall-clock time minus the completed frontier (ms)."),
-    ("shopflow_fx_polls_total", Kind::Counter, "FX API polls, by outcome (ok, http_error, timeout, bad_response, publish_error)."),
-    ("shopflow_fx_rates_ignored_total", Kind::Counter, "FX rates in an API answer that are not fx records shopflow accepts, by reason code (unsupported currencies are unknown_currency)."),
-    ("shopflow_fx_rates_published_total", Kind::Counter, "FX rates published to fx_rates (new or changed ones only)."),
+    (
+        "shopflow_messages_total",
+        Kind::Counter,
+        "Kafka messages consumed, by topic.",
+    ),
+    (
+        "shopflow_events_total",
+        Kind::Counter,
+        "Events offered to the dataflow, by admission (on_time, late, too_late).",
+    ),
+    (
+        "shopflow_invalid_total",
+        Kind::Counter,
+        "Messages that failed validation, by topic and reason code; each one is in dead_letters.",
+    ),
+    (
+        "shopflow_dead_letters_total",
+        Kind::Counter,
+        "Records delivered to the dead_letters topic.",
+    ),
+    (
+        "shopflow_dead_letter_errors_total",
+        Kind::Counter,
+        "Failed attempts to deliver a dead letter (retried until delivered).",
+    ),
+    (
+        "shopflow_kafka_errors_total",
+        Kind::Counter,
+        "Kafka client errors seen while consuming (the client reconnects by itself).",
+    ),
+    (
+        "shopflow_partition_pauses_total",
+        Kind::Counter,
+        "Times a worker paused its partitions because the dataflow fell behind.",
+    ),
+    (
+        "shopflow_offset_commits_total",
+        Kind::Counter,
+        "Offset commits to the consumer group after results became durable.",
+    ),
+    (
+        "shopflow_offset_commit_errors_total",
+        Kind::Counter,
+        "Failed offset commits (retried at the next durable time).",
+    ),
+    (
+        "shopflow_frontier_ms",
+        Kind::Gauge,
+        "Event time (ms since the epoch) before which every result is complete.",
+    ),
+    (
+        "shopflow_frontier_lag_ms",
+        Kind::Gauge,
+        "Wall-clock time minus the completed frontier (ms).",
+    ),
+    (
+        "shopflow_fx_polls_total",
+        Kind::Counter,
+        "FX API polls, by outcome (ok, http_error, timeout, bad_response, publish_error).",
+    ),
+    (
+        "shopflow_fx_rates_ignored_total",
+        Kind::Counter,
+        "FX rates in an API answer that are not fx records shopflow accepts, by reason code (unsupported currencies are unknown_currency).",
+    ),
+    (
+        "shopflow_fx_rates_published_total",
+        Kind::Counter,
+        "FX rates published to fx_rates (new or changed ones only).",
+    ),
 ];
 
 type Key = (&'static str, Vec<(String, String)>);
@@ -52,7 +108,10 @@ fn kind_of(name: &str) -> Kind {
 }
 
 fn key(name: &'static str, labels: &[(&str, &str)]) -> Key {
-    debug_assert!(DEFINITIONS.iter().any(|d| d.0 == name), "undeclared metric {name}");
+    debug_assert!(
+        DEFINITIONS.iter().any(|d| d.0 == name),
+        "undeclared metric {name}"
+    );
     (
         name,
         labels
@@ -95,7 +154,11 @@ impl Metrics {
     /// The sum over every label set of a metric.
     pub fn total(&self, name: &str) -> u64 {
         let values = self.values.lock().expect("metrics");
-        values.iter().filter(|(k, _)| k.0 == name).map(|(_, v)| v).sum()
+        values
+            .iter()
+            .filter(|(k, _)| k.0 == name)
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// A metric summed by the values of one of its labels.
@@ -103,10 +166,11 @@ impl Metrics {
         let values = self.values.lock().expect("metrics");
         let mut out = BTreeMap::new();
         for ((n, labels), v) in values.iter() {
-            if *n == name {
-                if let Some((_, l)) = labels.iter().find(|(k, _)| k == label) {
-                    *out.entry(l.clone()).or_default() += v;
-                }
+            if *n != name {
+                continue;
+            }
+            if let Some((_, l)) = labels.iter().find(|(k, _)| k == label) {
+                *out.entry(l.clone()).or_default() += v;
             }
         }
         out
@@ -148,7 +212,10 @@ fn render_labels(labels: &[(String, String)]) -> String {
     let inner: Vec<String> = labels
         .iter()
         .map(|(k, v)| {
-            let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
             format!("{k}=\"{v}\"")
         })
         .collect();
@@ -162,11 +229,21 @@ mod tests {
     #[test]
     fn renders_counters_with_labels_and_escapes() {
         let m = Metrics::default();
-        m.add("shopflow_invalid_total", &[("topic", "clicks"), ("reason", "invalid_json")], 2);
-        m.add("shopflow_invalid_total", &[("topic", "clicks"), ("reason", "invalid_json")], 1);
+        m.add(
+            "shopflow_invalid_total",
+            &[("topic", "clicks"), ("reason", "invalid_json")],
+            2,
+        );
+        m.add(
+            "shopflow_invalid_total",
+            &[("topic", "clicks"), ("reason", "invalid_json")],
+            1,
+        );
         m.add("shopflow_messages_total", &[("topic", "a\"b")], 1);
         let text = m.render();
-        assert!(text.contains("shopflow_invalid_total{topic=\"clicks\",reason=\"invalid_json\"} 3\n"));
+        assert!(
+            text.contains("shopflow_invalid_total{topic=\"clicks\",reason=\"invalid_json\"} 3\n")
+        );
         assert!(text.contains("shopflow_messages_total{topic=\"a\\\"b\"} 1\n"));
         assert!(text.contains("# TYPE shopflow_frontier_ms gauge\n"));
         assert!(text.contains("shopflow_dead_letters_total 0\n"));

@@ -147,7 +147,10 @@ fn settings(url: &str) -> FxSettings {
 
 fn poller<P: Publish>(url: &str, publisher: P) -> (FxPoller<P>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
-    (FxPoller::new(settings(url), publisher, Arc::clone(&metrics)), metrics)
+    (
+        FxPoller::new(settings(url), publisher, Arc::clone(&metrics)),
+        metrics,
+    )
 }
 
 fn never() -> bool {
@@ -165,7 +168,11 @@ fn pair(key: &str, record: &str) -> (String, String) {
 #[test]
 fn valid_answer_publishes_supported_rates_once_and_then_only_changes() {
     let changed = r#"{"amount":1.0,"base":"USD","date":"2026-11-24","rates":{"EUR":0.92,"JPY":150.5,"XYZ":1.0}}"#;
-    let server = serve(vec![Behaviour::Ok(RATES), Behaviour::Ok(RATES), Behaviour::Ok(changed)]);
+    let server = serve(vec![
+        Behaviour::Ok(RATES),
+        Behaviour::Ok(RATES),
+        Behaviour::Ok(changed),
+    ]);
     let (mut fx, metrics) = poller(&server.url, Recorded::default());
 
     assert_eq!(fx.poll(&never), Ok(2));
@@ -181,10 +188,18 @@ fn valid_answer_publishes_supported_rates_once_and_then_only_changes() {
     assert_eq!(metrics.total(POLLS), 1);
     assert_eq!(metrics.get(PUBLISHED, &[]), 2);
 
-    assert_eq!(fx.poll(&never), Ok(0), "an unchanged answer publishes nothing");
+    assert_eq!(
+        fx.poll(&never),
+        Ok(0),
+        "an unchanged answer publishes nothing"
+    );
     assert_eq!(fx.publisher().0.len(), 2);
 
-    assert_eq!(fx.poll(&never), Ok(1), "only the changed EUR rate is published");
+    assert_eq!(
+        fx.poll(&never),
+        Ok(1),
+        "only the changed EUR rate is published"
+    );
     let eur_changed = r#"{"date":"2026-11-24","base":"USD","currency":"EUR","rate":0.92}"#;
     assert_eq!(fx.publisher().0[2], pair("EUR/2026-11-24", eur_changed));
     assert_eq!(fx.publisher().0.len(), 3);
@@ -213,13 +228,19 @@ fn server_errors_are_retried_until_an_answer() {
 
 #[test]
 fn error_status_message_names_the_url_status_and_body() {
-    let server = serve(vec![Behaviour::Status(422, r#"{"message":"base must be USD"}"#)]);
+    let server = serve(vec![Behaviour::Status(
+        422,
+        r#"{"message":"base must be USD"}"#,
+    )]);
     let (mut fx, _metrics) = poller(&server.url, Recorded::default());
 
     let Err(Failure::Http(message)) = fx.attempt() else {
         panic!("a 422 answer is an HTTP failure");
     };
-    assert!(message.contains(&format!("{}/latest?base=USD", server.url)), "{message}");
+    assert!(
+        message.contains(&format!("{}/latest?base=USD", server.url)),
+        "{message}"
+    );
     assert!(message.contains("HTTP 422"), "{message}");
     assert!(message.contains("base must be USD"), "{message}");
 }
@@ -232,7 +253,10 @@ fn hanging_server_times_out_on_every_attempt_without_hanging_the_poll() {
     let began = Instant::now();
     assert_eq!(fx.poll(&never), Err(Failure::Timeout));
     let took = began.elapsed();
-    assert!(took < Duration::from_secs(5), "3 attempts of 300 ms took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "3 attempts of 300 ms took {took:?}"
+    );
     assert_eq!(outcome(&metrics, "timeout"), 3);
     assert_eq!(metrics.total(POLLS), 3);
     assert_eq!(server.served(), 3);
@@ -257,7 +281,9 @@ fn garbage_body_is_a_bad_response() {
 
 #[test]
 fn rates_against_another_base_are_a_bad_response() {
-    let server = serve(vec![Behaviour::Ok(r#"{"base":"EUR","date":"x","rates":{}}"#)]);
+    let server = serve(vec![Behaviour::Ok(
+        r#"{"base":"EUR","date":"x","rates":{}}"#,
+    )]);
     let (mut fx, metrics) = poller(&server.url, Recorded::default());
 
     let failure = fx.poll(&never).expect_err("a EUR base is not accepted");
@@ -283,7 +309,10 @@ fn refused_connection_is_an_http_failure_naming_the_url() {
     let Failure::Http(message) = failure else {
         panic!("expected an HTTP failure, got {failure:?}");
     };
-    assert!(message.contains(&format!("{url}/latest?base=USD")), "{message}");
+    assert!(
+        message.contains(&format!("{url}/latest?base=USD")),
+        "{message}"
+    );
     assert_eq!(outcome(&metrics, "http_error"), 3);
     assert_eq!(metrics.total(POLLS), 3);
 }
@@ -316,12 +345,19 @@ fn run_polls_on_schedule_and_stops_promptly() {
     stopper.join().expect("stopper thread");
 
     assert!(took < Duration::from_secs(2), "run took {took:?} to stop");
-    assert!(took >= Duration::from_millis(200), "run returned before stop: {took:?}");
+    assert!(
+        took >= Duration::from_millis(200),
+        "run returned before stop: {took:?}"
+    );
     let ok = outcome(&metrics, "ok");
     assert!(ok >= 2, "polled {ok} times in 200 ms at a 50 ms interval");
     assert_eq!(metrics.total(POLLS), ok, "every poll succeeded");
     assert_eq!(server.served() as u64, ok);
-    assert_eq!(metrics.get(PUBLISHED, &[]), 2, "later polls found nothing new");
+    assert_eq!(
+        metrics.get(PUBLISHED, &[]),
+        2,
+        "later polls found nothing new"
+    );
 }
 
 #[test]
@@ -335,22 +371,4 @@ fn failing_publisher_is_a_publish_failure() {
     assert_eq!(metrics.total(POLLS), 3);
     assert_eq!(metrics.total(PUBLISHED), 0);
     assert_eq!(server.served(), 3);
-}
-
-// PROBE (temporary)
-struct FailSecond(usize, Vec<String>);
-impl Publish for FailSecond {
-    fn publish(&mut self, key: &str, _record: &[u8]) -> Result<(), String> {
-        self.0 += 1;
-        if self.0 == 2 { return Err("x".into()); }
-        self.1.push(key.to_owned());
-        Ok(())
-    }
-}
-#[test]
-fn probe_published_total_after_partial_failure() {
-    let server = serve(vec![Behaviour::Ok(RATES)]);
-    let (mut fx, metrics) = poller(&server.url, FailSecond(0, vec![]));
-    let r = fx.poll(&never);
-    eprintln!("PROBE result={r:?} keys={:?} published_total={} polls={:?}", fx.publisher().1, metrics.get(PUBLISHED, &[]), metrics.by_label(POLLS, "outcome"));
 }

@@ -2,9 +2,9 @@
 //!
 //! Every worker pulls from its own source (Kafka partitions, a channel, …)
 //! into its own [`Feeder`]. Sources report a [`Mark`]; the input time of every
-//! worker follows the combined watermark: the smallest mark of the active
-//! sources, ignoring idle ones, and, when every source is idle, the largest
-//! mark any of them reached. All changes go to worker 0, which hands every
+//! worker follows the combined watermark: the smallest mark of all sources,
+//! ignoring idle sources that never had data. No worker moves before every
+//! source has either delivered something or found itself empty. All changes go to worker 0, which hands every
 //! completed time to the `report` callback; its return value says up to which
 //! time the results are durable, and every source hears of it through
 //! [`Source::durable`] (Kafka commits offsets there).
@@ -29,7 +29,8 @@ pub enum Mark {
     /// Active: nothing older than this event time (ms) is expected any more,
     /// beyond the allowed lateness.
     Active(i64),
-    /// Idle (caught up and quiet), having reached this mark if any.
+    /// Idle (caught up and quiet). Its mark, if it ever had data, should
+    /// advance with the wall clock while it is quiet (see the Kafka source).
     Idle(Option<i64>),
 }
 
@@ -93,25 +94,19 @@ impl Source for NoSource {
     fn durable(&mut self, _: Time) {}
 }
 
-/// Combines the marks of every worker into the watermark, if it can move.
+/// Combines the marks of every worker into the watermark, if it can move:
+/// the smallest mark, ignoring sources that are idle without one.
 pub fn combine(marks: &[Mark]) -> Option<i64> {
     if marks.contains(&Mark::Hold) {
         return None;
     }
-    let active = marks.iter().filter_map(|m| match m {
-        Mark::Active(t) => Some(*t),
-        _ => None,
-    });
-    match active.min() {
-        Some(t) => Some(t),
-        None => marks
-            .iter()
-            .filter_map(|m| match m {
-                Mark::Idle(t) => *t,
-                _ => None,
-            })
-            .max(),
-    }
+    marks
+        .iter()
+        .filter_map(|m| match m {
+            Mark::Active(t) | Mark::Idle(Some(t)) => Some(*t),
+            _ => None,
+        })
+        .min()
 }
 
 /// State shared by the workers of one live run.
@@ -177,6 +172,7 @@ where
         let mut reported: Time = 0;
         let mut durable_seen: Time = 0;
         let mut open = true;
+        let mut last_log = std::time::Instant::now();
         let frontier = |probe: &timely::dataflow::ProbeHandle<Time>| {
             probe
                 .with_frontier(|f| f.iter().min().copied())
@@ -208,6 +204,10 @@ where
                 } else {
                     Mark::Idle(None)
                 };
+                if index == 0 && last_log.elapsed() >= Duration::from_secs(5) {
+                    tracing::debug!(marks = ?*marks, input_time = feeder.time(), "watermarks");
+                    last_log = std::time::Instant::now();
+                }
                 if let Some(mark) = combine(&marks) {
                     drop(marks);
                     feeder.advance_to(settings.floor_tick(mark));
@@ -301,7 +301,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn idle_sources_do_not_hold_the_watermark() {
+    fn empty_idle_sources_do_not_hold_the_watermark() {
         assert_eq!(combine(&[Mark::Active(5), Mark::Idle(Some(9))]), Some(5));
         assert_eq!(
             combine(&[Mark::Idle(Some(3)), Mark::Idle(Some(9))]),

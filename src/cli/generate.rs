@@ -114,7 +114,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let kafka = match &args.kafka {
-        Some(brokers) => Some(super::produce::KafkaSink::connect(brokers, &args.topic_prefix)?),
+        Some(brokers) => Some(super::produce::KafkaSink::connect(
+            brokers,
+            &args.topic_prefix,
+        )?),
         None => None,
     };
     let stop = move || shutdown.requested();

@@ -72,10 +72,13 @@ pub fn topics(args: TopicsArgs) -> anyhow::Result<()> {
         .block_on(topics::create(&config.kafka))
         .map_err(|e| anyhow!(e))?;
     for (name, outcome) in outcomes {
-        println!("{name}: {}", match outcome {
-            topics::Outcome::Created => "created",
-            topics::Outcome::Existed => "exists",
-        });
+        println!(
+            "{name}: {}",
+            match outcome {
+                topics::Outcome::Created => "created",
+                topics::Outcome::Existed => "exists",
+            }
+        );
     }
     Ok(())
 }

@@ -46,17 +46,41 @@ impl DeadLetters {
     }
 
     /// Records one rejected message and counts it.
-    pub fn record(&self, origin: Origin<'_>, payload: &[u8], error: &ValidationError) -> Result<(), String> {
+    pub fn record(
+        &self,
+        origin: Origin<'_>,
+        payload: &[u8],
+        error: &ValidationError,
+    ) -> Result<(), String> {
         let partition = origin.partition.to_string();
         let offset = origin.offset.to_string();
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "reason", value: Some(error.reason.code()) })
-            .insert(Header { key: "field", value: Some(error.field.as_str()) })
-            .insert(Header { key: "message", value: Some(error.message.as_str()) })
-            .insert(Header { key: "source_topic", value: Some(origin.topic) })
-            .insert(Header { key: "source_partition", value: Some(partition.as_str()) })
-            .insert(Header { key: "source_offset", value: Some(offset.as_str()) });
-        self.producer.send(&self.topic, origin.key, payload, Some(headers))?;
+            .insert(Header {
+                key: "reason",
+                value: Some(error.reason.code()),
+            })
+            .insert(Header {
+                key: "field",
+                value: Some(error.field.as_str()),
+            })
+            .insert(Header {
+                key: "message",
+                value: Some(error.message.as_str()),
+            })
+            .insert(Header {
+                key: "source_topic",
+                value: Some(origin.topic),
+            })
+            .insert(Header {
+                key: "source_partition",
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: "source_offset",
+                value: Some(offset.as_str()),
+            });
+        self.producer
+            .send(&self.topic, origin.key, payload, Some(headers))?;
         self.metrics.add(
             "shopflow_invalid_total",
             &[("topic", origin.topic), ("reason", error.reason.code())],
@@ -68,8 +92,13 @@ impl DeadLetters {
     /// Waits until every dead letter so far is stored.
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
         self.producer.flush(timeout)?;
-        let delivered = self.producer.deliveries().delivered.load(std::sync::atomic::Ordering::Relaxed);
-        self.metrics.set_counter("shopflow_dead_letters_total", delivered);
+        let delivered = self
+            .producer
+            .deliveries()
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .set_counter("shopflow_dead_letters_total", delivered);
         Ok(())
     }
 }

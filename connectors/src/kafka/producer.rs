@@ -55,7 +55,10 @@ pub struct Producer {
 impl Producer {
     /// Connects a producer. `message_timeout` bounds how long one message is
     /// retried (`None`: forever, for records that must never be dropped).
-    pub fn new(settings: &KafkaSettings, message_timeout: Option<Duration>) -> Result<Producer, String> {
+    pub fn new(
+        settings: &KafkaSettings,
+        message_timeout: Option<Duration>,
+    ) -> Result<Producer, String> {
         let deliveries = Arc::new(Deliveries::default());
         let timeout_ms = message_timeout.map_or(0, |d| d.as_millis().max(1) as u64);
         let inner = settings
@@ -67,7 +70,12 @@ impl Producer {
             .set("queue.buffering.max.kbytes", "262144")
             .set("message.timeout.ms", timeout_ms.to_string())
             .create_with_context(Context(deliveries.clone()))
-            .map_err(|e| format!("cannot create a Kafka producer for {}: {e}", settings.brokers))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create a Kafka producer for {}: {e}",
+                    settings.brokers
+                )
+            })?;
         Ok(Producer { inner, deliveries })
     }
 
@@ -126,7 +134,8 @@ pub struct TopicPublisher {
 
 impl crate::fx_poller::Publish for TopicPublisher {
     fn publish(&mut self, key: &str, record: &[u8]) -> Result<(), String> {
-        self.producer.send(&self.topic, Some(key.as_bytes()), record, None)?;
+        self.producer
+            .send(&self.topic, Some(key.as_bytes()), record, None)?;
         self.producer.flush(Duration::from_secs(30))
     }
 }

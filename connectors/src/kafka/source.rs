@@ -10,8 +10,13 @@
 //!   then up to `batch` messages from each event partition.
 //! - **Watermarks:** per event partition, the newest event time minus the
 //!   out-of-orderness. A partition holds the worker back until it has
-//!   delivered something or reached its end; one that is at its end and quiet
-//!   for `idle_timeout_ms` is idle and no longer holds anyone back. Reference
+//!   delivered something or reached its end. One that is at its end and quiet
+//!   for `idle_timeout_ms` is idle: an empty one holds nobody back, and one
+//!   with data vouches for as much more event time as it has been quiet in
+//!   wall-clock time (its mark grows with the clock). So a quiet partition
+//!   never stalls live traffic, yet a partition that resumes after a pause
+//!   (a producer restart, a broker restart) finds the others at most that
+//!   pause ahead, not wherever the fastest partition ran to. Reference
 //!   partitions never hold the watermark: their records enter at their own
 //!   time or the current input time, whichever is later.
 //! - **Backpressure:** while more than `max_in_flight` records of this worker
@@ -70,7 +75,11 @@ type Queue = PartitionQueue<Callbacks>;
 
 /// The partitions worker `index` of `peers` owns, given each topic's
 /// partition count (in [`EventKind::ALL`] order).
-pub fn assignment(counts: &[(EventKind, i32)], index: usize, peers: usize) -> Vec<(EventKind, i32)> {
+pub fn assignment(
+    counts: &[(EventKind, i32)],
+    index: usize,
+    peers: usize,
+) -> Vec<(EventKind, i32)> {
     counts
         .iter()
         .flat_map(|&(kind, n)| (0..n).map(move |p| (kind, p)))
@@ -91,14 +100,21 @@ pub fn partition_counts(settings: &KafkaSettings) -> Result<Vec<(EventKind, i32)
         let topic = settings.topic(kind);
         let metadata = consumer
             .fetch_metadata(Some(&topic), Duration::from_secs(30))
-            .map_err(|e| format!("cannot read metadata of topic {topic} from {}: {e}; is the broker up?", settings.brokers))?;
+            .map_err(|e| {
+                format!(
+                    "cannot read metadata of topic {topic} from {}: {e}; is the broker up?",
+                    settings.brokers
+                )
+            })?;
         let n = metadata
             .topics()
             .iter()
             .find(|t| t.name() == topic)
             .map_or(0, |t| t.partitions().len());
         if n == 0 {
-            return Err(format!("topic {topic} has no partitions; run `shopflow topics create` first"));
+            return Err(format!(
+                "topic {topic} has no partitions; run `shopflow topics create` first"
+            ));
         }
         out.push((kind, n as i32));
     }
@@ -159,7 +175,12 @@ impl KafkaSource {
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
             .create_with_context(Callbacks(metrics.clone()))
-            .map_err(|e| format!("cannot create a Kafka consumer for {}: {e}", settings.brokers))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create a Kafka consumer for {}: {e}",
+                    settings.brokers
+                )
+            })?;
         let consumer = Arc::new(consumer);
         let start = match settings.start {
             StartAt::Earliest => Offset::Beginning,
@@ -308,8 +329,11 @@ impl KafkaSource {
         }
         if taken > 0 {
             let part = &mut self.parts[i];
-            self.metrics
-                .add("shopflow_messages_total", &[("topic", &part.topic)], taken as u64);
+            self.metrics.add(
+                "shopflow_messages_total",
+                &[("topic", &part.topic)],
+                taken as u64,
+            );
             let bound = offer
                 .time()
                 .max(part.max_ts.map_or(0, |t| self.dataflow.tick(t)));
@@ -337,7 +361,11 @@ impl KafkaSource {
             tracing::warn!(error = %e, "dead letters not yet stored; offsets are committed later");
             return;
         }
-        let mode = if final_commit { CommitMode::Sync } else { CommitMode::Async };
+        let mode = if final_commit {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
         match self.consumer.commit(&list, mode) {
             Ok(()) => {
                 for p in &mut self.parts {
@@ -348,7 +376,8 @@ impl KafkaSource {
                 }
             }
             Err(e) => {
-                self.metrics.add("shopflow_offset_commit_errors_total", &[], 1);
+                self.metrics
+                    .add("shopflow_offset_commit_errors_total", &[], 1);
                 tracing::warn!(error = %e, "offset commit failed; retried at the next durable time");
             }
         }
@@ -387,22 +416,24 @@ impl Source for KafkaSource {
     fn mark(&self) -> Mark {
         let idle = Duration::from_millis(self.settings.idle_timeout_ms);
         let ooo = self.dataflow.out_of_orderness_ms;
-        let mut active: Option<i64> = None;
-        let mut idle_mark: Option<i64> = None;
+        let mut all_idle = true;
+        let mut mark: Option<i64> = None;
         for p in self.parts.iter().filter(|p| !is_reference(p.kind)) {
-            let mark = p.max_ts.map(|t| t - ooo);
-            if p.idle(idle) {
-                idle_mark = idle_mark.max(mark);
-            } else {
-                match mark {
-                    None => return Mark::Hold,
-                    Some(m) => active = Some(active.map_or(m, |a| a.min(m))),
-                }
-            }
+            let quiet = p.idle(idle);
+            all_idle &= quiet;
+            let m = match (p.max_ts, quiet) {
+                (None, false) => return Mark::Hold,
+                (None, true) => continue, // empty: holds nobody back
+                (Some(t), false) => t - ooo,
+                // Quiet for d: it vouches for d more of event time.
+                (Some(t), true) => t - ooo + p.last_message.elapsed().as_millis() as i64,
+            };
+            mark = Some(mark.map_or(m, |a| a.min(m)));
         }
-        match active {
-            Some(m) => Mark::Active(m),
-            None => Mark::Idle(idle_mark),
+        match (mark, all_idle) {
+            (m, true) => Mark::Idle(m),
+            (Some(m), false) => Mark::Active(m),
+            (None, false) => Mark::Hold,
         }
     }
 
@@ -438,8 +469,9 @@ mod tests {
             (EventKind::User, 1),
         ];
         for peers in 1..=5 {
-            let mut all: Vec<(EventKind, i32)> =
-                (0..peers).flat_map(|i| assignment(&counts, i, peers)).collect();
+            let mut all: Vec<(EventKind, i32)> = (0..peers)
+                .flat_map(|i| assignment(&counts, i, peers))
+                .collect();
             all.sort();
             let mut expected: Vec<(EventKind, i32)> = counts
                 .iter()

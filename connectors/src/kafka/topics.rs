@@ -64,7 +64,10 @@ pub fn layout(settings: &KafkaSettings) -> Vec<Spec> {
         partitions: 1,
         config: vec![
             ("cleanup.policy", "delete".into()),
-            ("retention.ms", settings.dead_letter_retention_ms.to_string()),
+            (
+                "retention.ms",
+                settings.dead_letter_retention_ms.to_string(),
+            ),
         ],
     });
     out
@@ -72,27 +75,36 @@ pub fn layout(settings: &KafkaSettings) -> Vec<Spec> {
 
 /// Creates every topic of the layout that does not exist yet.
 pub async fn create(settings: &KafkaSettings) -> Result<Vec<(String, Outcome)>, String> {
-    let admin: AdminClient<DefaultClientContext> = settings
-        .client()
-        .create()
-        .map_err(|e| format!("cannot create a Kafka admin client for {}: {e}", settings.brokers))?;
+    let admin: AdminClient<DefaultClientContext> = settings.client().create().map_err(|e| {
+        format!(
+            "cannot create a Kafka admin client for {}: {e}",
+            settings.brokers
+        )
+    })?;
     let specs = layout(settings);
     let topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|s| {
             s.config.iter().fold(
-                NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(settings.replication)),
+                NewTopic::new(
+                    &s.name,
+                    s.partitions,
+                    TopicReplication::Fixed(settings.replication),
+                ),
                 |t, (k, v)| t.set(k, v),
             )
         })
         .collect();
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
-    let results = admin.create_topics(topics.iter(), &options).await.map_err(|e| {
-        format!(
-            "cannot create topics on {}: {e}; is the broker up (deploy/local/status.sh)?",
-            settings.brokers
-        )
-    })?;
+    let results = admin
+        .create_topics(topics.iter(), &options)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot create topics on {}: {e}; is the broker up (deploy/local/status.sh)?",
+                settings.brokers
+            )
+        })?;
     let mut out = Vec::new();
     for result in results {
         match result {
