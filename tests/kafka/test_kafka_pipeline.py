@@ -10,8 +10,10 @@
 
 import collections
 import json
+import re
 import socket
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -136,3 +138,73 @@ def test_configuration_problems_are_reported_at_once(shopflow, tmp_path):
     for needle in ["kafka.batch", "kafka.start", "tick_ms", "nope.x", "SHOPFLOW_KAFKA_GROUP_IDD"]:
         assert needle in err, f"{needle} not reported:\n{err}"
     assert "5 problem(s)" in err, err
+
+
+def consumed(stderr):
+    """The message count of `run`'s closing log line."""
+    match = re.search(r"stopped messages=(\d+)", stderr)
+    assert match, f"no closing line in:\n{stderr[-2000:]}"
+    return int(match.group(1))
+
+
+def test_start_positions_committed_and_latest(broker, shopflow, tmp_path):
+    prefix = "t5."
+    env = run_env(broker, prefix, run_exit_when_idle_ms=2500, dataflow_workers=2)
+    sf(shopflow, ["generate", "--seed", "13", "--events", "4000", "--out-dir", tmp_path / "gen"], env)
+    sf(shopflow, ["topics", "create"], env)
+    lines = {t: read_lines(tmp_path / "gen" / f"{t}.jsonl") for t in TOPICS}
+    first = {t: ls[: len(ls) // 2] for t, ls in lines.items()}
+    second = {t: ls[len(ls) // 2:] for t, ls in lines.items()}
+    produce_lines(broker.brokers, prefix, first)
+    # Nothing committed yet: `committed` starts at the beginning.
+    run1 = sf(shopflow, ["run"], dict(env, SHOPFLOW_KAFKA_START="committed"))
+    assert consumed(run1.stderr.decode()) == sum(map(len, first.values()))
+    produce_lines(broker.brokers, prefix, second)
+    # A restart resumes exactly after what the first run committed.
+    run2 = sf(shopflow, ["run"], dict(env, SHOPFLOW_KAFKA_START="committed"))
+    assert consumed(run2.stderr.decode()) == sum(map(len, second.values()))
+    # `latest` skips everything already in the topics (a fresh group, to be sure).
+    run3 = sf(shopflow, ["run"], dict(env, SHOPFLOW_KAFKA_START="latest",
+                                      SHOPFLOW_KAFKA_GROUP_ID=f"{prefix}other"))
+    assert consumed(run3.stderr.decode()) == 0
+
+
+def test_backpressure_pauses_and_loses_nothing(broker, shopflow, tmp_path):
+    prefix = "t6."
+    env = run_env(broker, prefix, kafka_start="earliest", run_exit_when_idle_ms=3000,
+                  run_output_csv=tmp_path / "live", kafka_max_in_flight=500, kafka_batch=200,
+                  metrics_listen="", dataflow_workers=2)
+    sf(shopflow, ["topics", "create"], env)
+    sf(shopflow, ["generate", "--seed", "14", "--events", "20000", *FAULTS,
+                  "--out-dir", tmp_path / "gen", "--kafka", broker.brokers,
+                  "--topic-prefix", prefix], env)
+    run = sf(shopflow, ["run"], dict(env, SHOPFLOW_LOG="info,shopflow_connectors=debug"))
+    pauses = run.stderr.decode().count("paused partitions")
+    assert pauses > 0, "a small max_in_flight must make the source pause"
+    sf(shopflow, ["replay", "--input", tmp_path / "gen", "--output-csv", tmp_path / "replay"], env)
+    same_tables(tmp_path / "live", tmp_path / "replay")
+
+
+def test_fx_poller_publishes_the_api_rates_into_the_pipeline(broker, shopflow, tmp_path):
+    prefix = "t7."
+    port = free_port()
+    server = subprocess.Popen([shopflow, "fx-server", "--listen", f"127.0.0.1:{port}",
+                               "--seed", "5", "--from", "2026-11-01"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        env = run_env(broker, prefix, kafka_start="earliest", run_exit_when_idle_ms=4000,
+                      fx_url=f"http://127.0.0.1:{port}", fx_interval_ms=500,
+                      fx_backoff_ms=100, dataflow_workers=1)
+        sf(shopflow, ["topics", "create"], env)
+        wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/currencies",
+                                                timeout=2).status == 200, "fx-server to listen", 30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/latest", timeout=5) as r:
+            latest = json.load(r)
+        sf(shopflow, ["run"], env)
+    finally:
+        server.terminate()
+        server.wait(30)
+    records = [json.loads(m.value()) for m in read_topic(broker.brokers, prefix + "fx_rates")]
+    published = {(r["currency"], r["date"]): r["rate"] for r in records}
+    expected = {(c, latest["date"]): rate for c, rate in latest["rates"].items() if c != "USD"}
+    assert published == expected, "each rate once, exactly as served"

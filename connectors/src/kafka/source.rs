@@ -20,7 +20,11 @@
 //!   partitions never hold the watermark: their records enter at their own
 //!   time or the current input time, whichever is later.
 //! - **Backpressure:** while more than `max_in_flight` records of this worker
-//!   are not complete, its partitions are paused; they resume below half.
+//!   are not complete, its partitions that are ahead of the watermark are
+//!   paused: no longer read, so librdkafka stops fetching them once their
+//!   8 MiB prefetch queue is full. The ones holding the watermark back keep
+//!   reading (only they can complete what is in flight); paused ones resume
+//!   when they are no longer ahead, all of them below half the limit.
 //! - **Validation:** every message is validated; a failure goes to
 //!   `dead_letters` and is counted, never dropped.
 //! - **Offsets:** after each batch a partition remembers (time bound, next
@@ -134,6 +138,8 @@ struct Part {
     pending: VecDeque<(Time, i64)>,
     /// The newest offset that may be committed and is not yet.
     committable: Option<i64>,
+    /// Paused for backpressure.
+    paused: bool,
 }
 
 impl Part {
@@ -150,9 +156,9 @@ pub struct KafkaSource {
     dataflow: Settings,
     dead: Arc<DeadLetters>,
     metrics: Arc<Metrics>,
-    paused: bool,
     exit_when_idle: Option<Duration>,
     last_commit: Instant,
+    last_state_log: Instant,
 }
 
 impl KafkaSource {
@@ -174,6 +180,10 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
+            // Prefetch bound per partition (each has its own queue): what a
+            // paused partition can hold in memory.
+            .set("queued.max.messages.kbytes", "8192")
+            .set("queued.min.messages", "20000")
             .create_with_context(Callbacks(metrics.clone()))
             .map_err(|e| {
                 format!(
@@ -212,6 +222,7 @@ impl KafkaSource {
                 next_offset: None,
                 pending: VecDeque::new(),
                 committable: None,
+                paused: false,
             });
         }
         // Reference partitions first: they are drained before events.
@@ -223,36 +234,54 @@ impl KafkaSource {
             dataflow: dataflow.clone(),
             dead,
             metrics,
-            paused: false,
             exit_when_idle,
             last_commit: Instant::now(),
+            last_state_log: Instant::now(),
         })
     }
 
-    fn all_partitions(&self) -> TopicPartitionList {
-        let mut list = TopicPartitionList::new();
-        for p in &self.parts {
-            list.add_partition(&p.topic, p.partition);
-        }
-        list
-    }
-
-    fn backpressure(&mut self, in_flight: u64) {
+    /// Pauses or resumes partitions. Over the limit, every event partition
+    /// whose mark is ahead of the input time is paused; the ones holding the
+    /// watermark back keep reading, since only they can complete the records
+    /// in flight (pausing those would deadlock). Paused partitions resume once
+    /// they are no longer ahead, and all of them below half the limit.
+    ///
+    /// Pausing means no longer draining the partition's queue: librdkafka
+    /// stops fetching it once its prefetch queue is full
+    /// (`queued.max.messages.kbytes`, set per partition here). librdkafka's
+    /// own pause call is not used: with per-partition queues it stalled
+    /// partitions that were never paused (librdkafka 2.12, seen in the
+    /// backpressure test).
+    fn backpressure(&mut self, in_flight: u64, input_time: Time) {
         let max = self.settings.max_in_flight;
-        if !self.paused && in_flight > max {
-            match self.consumer.pause(&self.all_partitions()) {
-                Ok(()) => {
-                    self.paused = true;
-                    self.metrics.add("shopflow_partition_pauses_total", &[], 1);
-                    tracing::debug!(in_flight, "paused partitions: the dataflow is behind");
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot pause partitions"),
+        let ahead = input_time as i64 + self.dataflow.tick_ms;
+        let ooo = self.dataflow.out_of_orderness_ms;
+        let mut change = 0;
+        let pause = in_flight > max;
+        for p in &mut self.parts {
+            // Re-judged every poll: a paused partition that fell behind the
+            // others resumes, or the watermark could never pass it.
+            let is_ahead = !is_reference(p.kind) && p.max_ts.is_some_and(|t| t - ooo > ahead);
+            let want = if pause {
+                is_ahead
+            } else {
+                p.paused && is_ahead && in_flight > max / 2
+            };
+            if want != p.paused {
+                change += 1;
+                p.paused = want;
             }
-        } else if self.paused && in_flight <= max / 2 {
-            match self.consumer.resume(&self.all_partitions()) {
-                Ok(()) => self.paused = false,
-                Err(e) => tracing::warn!(error = %e, "cannot resume partitions"),
-            }
+        }
+        if change == 0 {
+            return;
+        }
+        if pause {
+            self.metrics.add("shopflow_partition_pauses_total", &[], 1);
+            tracing::debug!(
+                in_flight,
+                partitions = change,
+                "paused partitions ahead of the watermark: the dataflow is behind"
+            );
         }
     }
 
@@ -395,17 +424,32 @@ impl Source for KafkaSource {
                 tracing::warn!(error = %e, "Kafka consumer error");
             }
         }
-        self.backpressure(in_flight);
-        if !self.paused {
-            let batch = self.settings.batch.max(1);
-            for i in 0..self.parts.len() {
-                let limit = if is_reference(self.parts[i].kind) {
-                    usize::MAX
-                } else {
-                    batch
-                };
-                self.drain(i, limit, offer);
+        self.backpressure(in_flight, offer.time());
+        if self.last_state_log.elapsed() >= Duration::from_secs(5) {
+            let parts: Vec<String> = self
+                .parts
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}/{} max_ts={:?} next={:?} end={} paused={}",
+                        p.topic, p.partition, p.max_ts, p.next_offset, p.at_end, p.paused
+                    )
+                })
+                .collect();
+            tracing::debug!(in_flight, input_time = offer.time(), ?parts, "partitions");
+            self.last_state_log = Instant::now();
+        }
+        let batch = self.settings.batch.max(1);
+        for i in 0..self.parts.len() {
+            if self.parts[i].paused {
+                continue;
             }
+            let limit = if is_reference(self.parts[i].kind) {
+                usize::MAX
+            } else {
+                batch
+            };
+            self.drain(i, limit, offer);
         }
         match self.exit_when_idle {
             Some(quiet) => !self.parts.iter().all(|p| p.idle(quiet)),
