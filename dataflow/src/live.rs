@@ -303,10 +303,8 @@ mod tests {
     #[test]
     fn empty_idle_sources_do_not_hold_the_watermark() {
         assert_eq!(combine(&[Mark::Active(5), Mark::Idle(Some(9))]), Some(5));
-        assert_eq!(
-            combine(&[Mark::Idle(Some(3)), Mark::Idle(Some(9))]),
-            Some(9)
-        );
+        assert_eq!(combine(&[Mark::Idle(Some(3)), Mark::Active(9)]), Some(3));
+        assert_eq!(combine(&[Mark::Active(4), Mark::Idle(None)]), Some(4));
         assert_eq!(combine(&[Mark::Idle(None), Mark::Idle(None)]), None);
         assert_eq!(combine(&[Mark::Active(5), Mark::Hold]), None);
         assert_eq!(combine(&[Mark::Active(5), Mark::Active(2)]), Some(2));

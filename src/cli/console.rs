@@ -17,6 +17,8 @@ pub struct DemoState {
     pub lines: u64,
     rejected: BTreeMap<String, u64>,
     rate: (u64, std::time::Instant, f64),
+    /// The command shown in the header (`demo`, `run`).
+    pub title: &'static str,
     /// The most recent too-late events (id, event time, how far behind the frontier).
     too_late: std::collections::VecDeque<(String, Timestamp, i64)>,
 }
@@ -31,6 +33,7 @@ impl DemoState {
             lines: 0,
             rejected: BTreeMap::new(),
             rate: (0, std::time::Instant::now(), 0.0),
+            title: "demo",
             too_late: std::collections::VecDeque::new(),
         }
     }
@@ -67,7 +70,11 @@ impl DemoState {
                 .push_front((e.event_id().to_string(), e.ts(), p.upto as i64 - e.ts().0));
             self.too_late.truncate(3);
         }
-        self.upto = p.upto;
+        if p.upto < Time::MAX {
+            // The last report (inputs closed) completes everything: keep the
+            // view at the last real frontier.
+            self.upto = p.upto;
+        }
         self.ingest = p.ingest;
         let elapsed = self.rate.1.elapsed().as_secs_f64();
         if elapsed >= 2.0 {
@@ -116,7 +123,8 @@ pub fn render(s: &DemoState, now: Timestamp) -> String {
     let lag = (now.0 - upto.0) as f64 / 1000.0;
     let _ = writeln!(
         out,
-        "shopflow demo  event time complete to {}  (lag {lag:.1} s, {:.0} events/s)",
+        "shopflow {}  event time complete to {}  (lag {lag:.1} s, {:.0} events/s)",
+        s.title,
         upto.to_rfc3339_seconds(),
         s.rate.2
     );

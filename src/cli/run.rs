@@ -144,7 +144,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let fx = start_fx_poller(&config, &metrics, &shutdown)?;
 
-    let state = Arc::new(Mutex::new(DemoState::new(config.dataflow.clone())));
+    let mut view = DemoState::new(config.dataflow.clone());
+    view.title = "run";
+    let state = Arc::new(Mutex::new(view));
     let tables = config
         .output_csv
         .as_ref()
