@@ -10,7 +10,7 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay stack kafka bench demo clean-cache
+.PHONY: test setup lint unit schema replay stack kafka bench bench-kafka demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
 test: setup lint unit schema replay stack kafka
@@ -53,6 +53,12 @@ demo:
 ## Criterion benchmarks (slow; not part of `test`).
 bench:
 	cargo bench --workspace --locked
+
+## End-to-end Kafka benchmark: produce rate, bare consumer, `run` ingest and lag (prints numbers).
+bench-kafka: setup
+	cargo build --release --locked --bin shopflow
+	cargo build --release --locked -p shopflow-connectors --example consume_raw
+	$(VENV)/bin/python scripts/bench-kafka.py
 
 clean-cache:
 	rm -rf $(CACHE)
