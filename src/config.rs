@@ -4,6 +4,7 @@
 
 use shopflow_connectors::fx_poller::FxSettings;
 use shopflow_connectors::kafka::{KafkaSettings, StartAt};
+use shopflow_connectors::warehouse::WarehouseSettings;
 use shopflow_dataflow::Settings;
 use std::path::{Path, PathBuf};
 
@@ -122,6 +123,31 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
         "Show the console view every second (false: a progress log line every 10 s).",
     ),
     (
+        "warehouse.url",
+        "\"\"",
+        "PostgreSQL URL of the warehouse, without the password (postgresql://user@host:port/db); empty: no warehouse.",
+    ),
+    (
+        "warehouse.password_file",
+        "\"\"",
+        "File holding the warehouse password (SHOPFLOW_WAREHOUSE_PASSWORD overrides it); never put it in the URL or this file.",
+    ),
+    (
+        "warehouse.schema",
+        "\"shopflow\"",
+        "Schema holding every warehouse table (created by `shopflow migrate`).",
+    ),
+    (
+        "warehouse.retries",
+        "5",
+        "Attempts of a warehouse transaction that fails with a transient error (lost connection, serialization failure).",
+    ),
+    (
+        "warehouse.backoff_ms",
+        "200",
+        "Wait before the first warehouse retry; doubled each time, at most 30 s.",
+    ),
+    (
         "metrics.listen",
         "\"127.0.0.1:9464\"",
         "Address of the /metrics and /healthz endpoint; empty disables it.",
@@ -139,6 +165,10 @@ pub struct RunConfig {
     pub dataflow: Settings,
     /// The FX poller.
     pub fx: FxSettings,
+    /// The warehouse (disabled when its URL is empty).
+    pub warehouse: WarehouseSettings,
+    /// See [`KNOBS`].
+    pub password_file: Option<PathBuf>,
     /// See [`KNOBS`].
     pub exit_when_idle_ms: u64,
     /// See [`KNOBS`].
@@ -156,6 +186,13 @@ impl Default for RunConfig {
             workers: 2,
             dataflow: Settings::default(),
             fx: FxSettings::default(),
+            warehouse: WarehouseSettings {
+                schema: "shopflow".into(),
+                retries: 5,
+                backoff_ms: 200,
+                ..WarehouseSettings::default()
+            },
+            password_file: None,
             exit_when_idle_ms: 0,
             output_csv: None,
             console: true,
@@ -205,6 +242,13 @@ impl RunConfig {
             "fx.timeout_ms" => self.fx.timeout_ms = num(key, text)?,
             "fx.retries" => self.fx.retries = num(key, text)?,
             "fx.backoff_ms" => self.fx.backoff_ms = num(key, text)?,
+            "warehouse.url" => self.warehouse.url = text.to_owned(),
+            "warehouse.password_file" => {
+                self.password_file = (!text.is_empty()).then(|| PathBuf::from(text))
+            }
+            "warehouse.schema" => self.warehouse.schema = text.to_owned(),
+            "warehouse.retries" => self.warehouse.retries = num(key, text)?,
+            "warehouse.backoff_ms" => self.warehouse.backoff_ms = num(key, text)?,
             "run.exit_when_idle_ms" => self.exit_when_idle_ms = num(key, text)?,
             "run.output_csv" => self.output_csv = (!text.is_empty()).then(|| PathBuf::from(text)),
             "run.console" => {
@@ -249,6 +293,10 @@ impl RunConfig {
             .map(|(s, _)| format!("SHOPFLOW_{}_", s.to_uppercase()))
             .collect();
         for (name, value) in vars {
+            if name == "SHOPFLOW_WAREHOUSE_PASSWORD" {
+                config.warehouse.password = Some(value);
+                continue;
+            }
             match KNOBS.iter().find(|k| env_name(k.0) == name) {
                 Some((key, _, _)) => {
                     if let Err(e) = config.set(key, &value) {
@@ -259,6 +307,17 @@ impl RunConfig {
                     format!("{name} is not a shopflow setting; see docs/configuration.md"),
                 ),
                 None => {}
+            }
+        }
+        if config.warehouse.password.is_none()
+            && let Some(path) = &config.password_file
+        {
+            match std::fs::read_to_string(path) {
+                Ok(text) => config.warehouse.password = Some(text.trim_end().to_owned()),
+                Err(e) => problems.push(format!(
+                    "warehouse.password_file: cannot read {}: {e}",
+                    path.display()
+                )),
             }
         }
         problems.extend(config.problems());
@@ -309,6 +368,18 @@ impl RunConfig {
         }
         if self.kafka.batch == 0 || self.kafka.max_in_flight == 0 {
             out.push("kafka.batch and kafka.max_in_flight must be at least 1".into());
+        }
+        if !self.warehouse.url.is_empty() {
+            match self.warehouse.url.parse::<postgres::Config>() {
+                Err(e) => out.push(format!("warehouse.url is not a PostgreSQL URL: {e}")),
+                Ok(c) if c.get_password().is_some() => out.push(
+                    "warehouse.url contains a password: set SHOPFLOW_WAREHOUSE_PASSWORD or warehouse.password_file instead".into(),
+                ),
+                Ok(_) => {}
+            }
+            if self.warehouse.schema.is_empty() {
+                out.push("warehouse.schema must not be empty".into());
+            }
         }
         if !self.fx.url.is_empty() && !self.fx.url.starts_with("http") {
             out.push(format!(

@@ -6,6 +6,7 @@
 //!   and the dead-letter topic.
 //! - [`fx_poller`]: polls a rates API and publishes to `fx_rates`.
 //! - [`metrics`]: counters every part updates, rendered in Prometheus text.
+//! - [`warehouse`]: PostgreSQL migrations and the transactional sink.
 //!
 //! The dataflow itself knows nothing of these; it sees a
 //! [`shopflow_dataflow::live::Source`] per worker.
@@ -13,3 +14,4 @@
 pub mod fx_poller;
 pub mod kafka;
 pub mod metrics;
+pub mod warehouse;

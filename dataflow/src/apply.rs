@@ -61,37 +61,22 @@ impl Tables {
 
     /// Applies the consolidated changes of one completed time.
     pub fn apply_time(&mut self, time: Time, batch: Vec<(Row, isize)>) {
-        let mut by_key: BTreeMap<(Table, String), (Option<Row>, bool)> = BTreeMap::new();
-        for (row, diff) in batch.into_iter().filter(|(_, d)| *d != 0) {
-            let entry = by_key
-                .entry((row.table(), row.key()))
-                .or_insert((None, false));
-            if diff > 0 {
-                entry.0 = Some(row);
-            } else {
-                entry.1 = true;
-            }
-        }
-        for ((table, key), (insert, retracted)) in by_key {
-            let rows = self.tables.entry(table).or_default();
-            let window_end = insert.as_ref().or(rows.get(&key)).and_then(Row::window_end);
-            if let Some(end) = window_end
-                && time >= self.settings.freeze(end)
-            {
-                continue; // frozen: the window's records are ageing out
-            }
-            match insert {
-                Some(new) => {
+        for op in ops(&self.settings, time, batch) {
+            match op {
+                Op::Upsert(new) => {
+                    let rows = self.tables.entry(new.table()).or_default();
+                    let key = new.key();
                     let merged = match rows.get(&key) {
                         Some(old) => merge(old, new),
                         None => new,
                     };
                     rows.insert(key, merged);
                 }
-                None if retracted && window_end.is_some() => {
-                    rows.remove(&key);
+                Op::Delete(old) => {
+                    if let Some(rows) = self.tables.get_mut(&old.table()) {
+                        rows.remove(&old.key());
+                    }
                 }
-                None => {}
             }
         }
     }
@@ -112,8 +97,53 @@ impl Tables {
     }
 }
 
+/// What a sink does with one row key at one completed time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Insert the row, or merge it into the stored one with the same key
+    /// (facts and window rows: replace; `dim_user`: see [`Tables`]).
+    Upsert(Row),
+    /// Remove the stored window row with this row's key: a correction
+    /// retracted its window before it froze.
+    Delete(Row),
+}
+
+/// The freeze rule: the operations the consolidated changes of one completed
+/// time call for, in (table, key) order. Changes to a window row at or after
+/// its freeze time are dropped (ageing out); a retraction of a fact or
+/// dimension is dropped (they are never deleted).
+pub fn ops(settings: &Settings, time: Time, batch: Vec<(Row, isize)>) -> Vec<Op> {
+    let mut by_key: BTreeMap<(Table, String), (Option<Row>, Option<Row>)> = BTreeMap::new();
+    for (row, diff) in batch.into_iter().filter(|(_, d)| *d != 0) {
+        let entry = by_key
+            .entry((row.table(), row.key()))
+            .or_insert((None, None));
+        if diff > 0 {
+            entry.0 = Some(row);
+        } else {
+            entry.1 = Some(row);
+        }
+    }
+    let mut out = Vec::new();
+    for (_, (insert, retracted)) in by_key {
+        let window_end = insert
+            .as_ref()
+            .or(retracted.as_ref())
+            .and_then(Row::window_end);
+        if window_end.is_some_and(|end| time >= settings.freeze(end)) {
+            continue; // frozen: the window's records are ageing out
+        }
+        match (insert, retracted) {
+            (Some(new), _) => out.push(Op::Upsert(new)),
+            (None, Some(old)) if window_end.is_some() => out.push(Op::Delete(old)),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The sink-side merge of a new version of a row with the stored one.
-fn merge(old: &Row, new: Row) -> Row {
+pub fn merge(old: &Row, new: Row) -> Row {
     match (old, new) {
         (Row::DimUser(o), Row::DimUser(mut n)) => {
             n.first_seen = min_some(o.first_seen, n.first_seen);

@@ -40,6 +40,8 @@ enum Command {
     Run(run::Args),
     /// Manage the Kafka topics (`topics create`).
     Topics(run::TopicsArgs),
+    /// Create or upgrade the warehouse schema in PostgreSQL (idempotent).
+    Migrate(run::MigrateArgs),
 }
 
 /// Runs the parsed command.
@@ -52,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Topics(args) => run::topics(args),
+        Command::Migrate(args) => run::migrate(args),
     }
 }
 

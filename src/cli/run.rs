@@ -14,9 +14,12 @@ use anyhow::{Context, anyhow};
 use shopflow_connectors::fx_poller::FxPoller;
 use shopflow_connectors::kafka::dead_letters::DeadLetters;
 use shopflow_connectors::kafka::producer::{Producer, TopicPublisher};
-use shopflow_connectors::kafka::source::{KafkaSource, assignment, partition_counts};
+use shopflow_connectors::kafka::source::{
+    KafkaSource, Positions, Wiring, assignment, partition_counts, take_positions,
+};
 use shopflow_connectors::kafka::topics;
 use shopflow_connectors::metrics::Metrics;
+use shopflow_connectors::warehouse::sink::{Batch, Permanent, Sink};
 use shopflow_dataflow::live::{NoSource, Source, run_sources};
 use shopflow_dataflow::{Tables, Time};
 use shopflow_model::{EventKind, Timestamp};
@@ -45,6 +48,48 @@ pub struct TopicsArgs {
     /// TOML configuration file (its [kafka] section is used).
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+/// Arguments of `migrate`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The password comes from SHOPFLOW_WAREHOUSE_PASSWORD or warehouse.password_file, never the URL.\nExample:\n  shopflow migrate --database-url postgresql://postgres@127.0.0.1:5432/shopflow"
+)]
+pub struct MigrateArgs {
+    /// PostgreSQL URL (overrides warehouse.url of the configuration).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Schema to migrate (overrides warehouse.schema; default shopflow).
+    #[arg(long)]
+    schema: Option<String>,
+    /// TOML configuration file (its [warehouse] section is used).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Runs `migrate`: applies pending migrations, reports what it did.
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let mut config = load(args.config.as_deref())?;
+    if let Some(url) = args.database_url {
+        config.warehouse.url = url;
+    }
+    if let Some(schema) = args.schema {
+        config.warehouse.schema = schema;
+    }
+    anyhow::ensure!(
+        !config.warehouse.url.is_empty(),
+        "no warehouse to migrate: pass --database-url or set warehouse.url"
+    );
+    let applied = shopflow_connectors::warehouse::migrate::migrate(&config.warehouse)
+        .map_err(|e| anyhow!(e))?;
+    if applied.is_empty() {
+        println!("schema {}: up to date", config.warehouse.schema);
+    } else {
+        for v in applied {
+            println!("schema {}: applied V{v:03}", config.warehouse.schema);
+        }
+    }
+    Ok(())
 }
 
 /// Loads the configuration or fails with every problem listed.
@@ -113,12 +158,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(%bound, "metrics on http://{bound}/metrics");
     }
     let counts = partition_counts(&config.kafka).map_err(|e| anyhow!(e))?;
+    let (sink, resume, positions) = open_warehouse(&config)?;
     let dead_producer = Arc::new(Producer::new(&config.kafka, None).map_err(|e| anyhow!(e))?);
-    let dead = Arc::new(DeadLetters::new(
-        dead_producer,
-        config.kafka.dead_letters(),
-        metrics.clone(),
-    ));
+    let mut dead = DeadLetters::new(dead_producer, config.kafka.dead_letters(), metrics.clone());
+    if sink.is_some() {
+        dead = dead.keeping();
+    }
+    let dead = Arc::new(dead);
     let exit_when_idle =
         (config.exit_when_idle_ms > 0).then(|| Duration::from_millis(config.exit_when_idle_ms));
     let mut sources: Vec<Option<Box<dyn Source + Send>>> = Vec::new();
@@ -132,9 +178,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     &config.kafka,
                     &config.dataflow,
                     &parts,
-                    dead.clone(),
-                    metrics.clone(),
-                    exit_when_idle,
+                    Wiring {
+                        dead: dead.clone(),
+                        metrics: metrics.clone(),
+                        exit_when_idle,
+                        resume: resume.clone(),
+                        positions: positions.clone(),
+                    },
                 )
                 .map_err(|e| anyhow!(e))?,
             )
@@ -154,6 +204,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sources = Arc::new(Mutex::new(sources));
     let (live_state, live_tables, live_metrics) = (state.clone(), tables.clone(), metrics.clone());
     let stop = shutdown.clone();
+    let failed: Arc<Mutex<Option<String>>> = Arc::default();
+    let mut writer = sink.map(|s| Writer {
+        sink: s,
+        dead: dead.clone(),
+        positions: positions.clone().expect("positions go with the sink"),
+        durable: 0,
+        failed: failed.clone(),
+        shutdown: shutdown.clone(),
+        metrics: metrics.clone(),
+    });
     let settings = config.dataflow.clone();
     let dataflow = std::thread::Builder::new()
         .name("dataflow".into())
@@ -171,6 +231,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 move || stop.requested(),
                 move |progress| {
                     let upto = progress.upto;
+                    let durable = match &mut writer {
+                        Some(w) => w.write(&progress),
+                        None => upto,
+                    };
                     if let Some(tables) = &live_tables {
                         let mut tables = tables.lock().expect("tables");
                         let mut by_time: std::collections::BTreeMap<Time, Vec<_>> =
@@ -199,9 +263,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         );
                     }
                     live_state.lock().expect("state").absorb(progress);
-                    // Delivered to the console (and the CSV tables): durable
-                    // for this sinks; the warehouse sink will answer here.
-                    upto
+                    // Without a warehouse, delivered to the console (and the
+                    // CSV tables) is durable; with one, its commit is.
+                    durable
                 },
             )
         })?;
@@ -234,6 +298,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow!("the dataflow thread panicked"))?
         .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
+    if let Some(why) = failed.lock().expect("failed").take() {
+        anyhow::bail!(
+            "stopped: {why}. Nothing after the last committed step was lost: fix the cause and start `shopflow run` again; it resumes from pipeline_progress"
+        );
+    }
     shutdown.request();
     if let Some(fx) = fx {
         fx.join().map_err(|_| anyhow!("the FX poller panicked"))?;
@@ -291,4 +360,77 @@ fn metrics_routes(
     });
     let health = warp::path("healthz").and(warp::path::end()).map(|| "ok\n");
     warp::get().and(m.or(health))
+}
+
+/// Opens the warehouse if configured: applies pending migrations, reads where
+/// each partition resumes, and shares the positions the sources record.
+#[allow(clippy::type_complexity)]
+fn open_warehouse(
+    config: &RunConfig,
+) -> anyhow::Result<(
+    Option<Sink>,
+    std::collections::BTreeMap<(String, i32), i64>,
+    Option<Positions>,
+)> {
+    if config.warehouse.url.is_empty() {
+        return Ok((None, Default::default(), None));
+    }
+    let applied = shopflow_connectors::warehouse::migrate::migrate(&config.warehouse)
+        .map_err(|e| anyhow!(e))?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, schema = %config.warehouse.schema, "warehouse migrated");
+    }
+    let mut sink = Sink::open(&config.warehouse, &config.dataflow).map_err(|e| anyhow!(e))?;
+    let resume = sink.positions().map_err(|e| anyhow!(e))?;
+    if !resume.is_empty() {
+        tracing::info!(partitions = resume.len(), "resuming from pipeline_progress");
+    }
+    Ok((Some(sink), resume, Some(Positions::default())))
+}
+
+/// Writes each completed step to the warehouse; on a permanent error, stops
+/// the run and keeps answering the last durable time.
+struct Writer {
+    sink: Sink,
+    dead: Arc<DeadLetters>,
+    positions: Positions,
+    durable: Time,
+    failed: Arc<Mutex<Option<String>>>,
+    shutdown: Shutdown,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    fn write(&mut self, progress: &shopflow_dataflow::run::Progress) -> Time {
+        if self.failed.lock().expect("failed").is_some() {
+            return self.durable;
+        }
+        // Dead letters must be in Kafka before the warehouse records their offsets.
+        if let Err(e) = self.dead.flush(Duration::from_secs(60)) {
+            tracing::warn!(error = %e, "dead letters not yet stored; the warehouse waits");
+            return self.durable;
+        }
+        let batch = Batch {
+            upto: progress.upto,
+            changes: progress.changes.clone(),
+            dead_letters: self.dead.drain(),
+            positions: take_positions(&self.positions, progress.upto),
+        };
+        match self.sink.write(&batch) {
+            Ok(written) => {
+                for (table, n) in written {
+                    self.metrics
+                        .add("shopflow_warehouse_rows_total", &[("table", table)], n);
+                }
+                self.metrics.add("shopflow_warehouse_commits_total", &[], 1);
+                self.durable = progress.upto;
+            }
+            Err(Permanent(why)) => {
+                tracing::error!(%why, "the warehouse sink stopped the pipeline");
+                *self.failed.lock().expect("failed") = Some(why);
+                self.shutdown.request();
+            }
+        }
+        self.durable
+    }
 }

@@ -1,4 +1,5 @@
-"""One real Kafka broker for the whole Kafka suite, started by deploy/local/up.sh.
+"""One real Kafka broker and one real PostgreSQL for the whole suite, started
+by deploy/local/up.sh.
 
 The broker runs on its own ports and state dir (never a developer's stack);
 each test isolates itself with a topic prefix and a consumer group of its own.
@@ -14,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PORT = int(os.environ.get("TEST_KAFKA_PORT", "29192"))
 CONTROLLER_PORT = int(os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "29193"))
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "25532"))
 
 
 class Broker:
@@ -22,13 +24,13 @@ class Broker:
     def __init__(self):
         self.state = Path(f"/tmp/shopflow-kafka-test-{os.getpid()}")
         self.env = dict(os.environ, SHOPFLOW_STATE_DIR=str(self.state), KAFKA_PORT=str(PORT),
-                        KAFKA_CONTROLLER_PORT=str(CONTROLLER_PORT))
+                        KAFKA_CONTROLLER_PORT=str(CONTROLLER_PORT), PG_PORT=str(PG_PORT))
         self.brokers = f"127.0.0.1:{PORT}"
 
-    def script(self, name):
-        proc = subprocess.run([str(ROOT / "deploy/local" / name), "kafka"], env=self.env,
+    def script(self, name, service="kafka"):
+        proc = subprocess.run([str(ROOT / "deploy/local" / name), service], env=self.env,
                               capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"{name} kafka failed:\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, f"{name} {service} failed:\n{proc.stdout}\n{proc.stderr}"
 
     def up(self):
         self.script("up.sh")
@@ -47,3 +49,13 @@ def broker():
     finally:
         b.down()
         shutil.rmtree(b.state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(broker):
+    """PostgreSQL in the broker's state dir; yields its URL (database shopflow)."""
+    broker.script("up.sh", "postgres")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{PG_PORT}/shopflow"
+    finally:
+        broker.script("down.sh", "postgres")

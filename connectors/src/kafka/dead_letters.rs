@@ -28,11 +28,32 @@ pub struct Origin<'a> {
     pub key: Option<&'a [u8]>,
 }
 
+/// A dead letter as the warehouse keeps it (`dq_dead_letters`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Reason code.
+    pub reason: String,
+    /// Field path.
+    pub field: String,
+    /// What was wrong.
+    pub message: String,
+    /// The message as received.
+    pub payload: Vec<u8>,
+}
+
 /// Writes dead letters.
 pub struct DeadLetters {
     producer: Arc<Producer>,
     topic: String,
     metrics: Arc<Metrics>,
+    /// Kept for the warehouse sink, which drains it in each transaction.
+    pending: Option<std::sync::Mutex<Vec<DeadLetter>>>,
 }
 
 impl DeadLetters {
@@ -42,7 +63,22 @@ impl DeadLetters {
             producer,
             topic,
             metrics,
+            pending: None,
         }
+    }
+
+    /// Also keeps every dead letter for [`DeadLetters::drain`] (the warehouse).
+    pub fn keeping(mut self) -> DeadLetters {
+        self.pending = Some(std::sync::Mutex::default());
+        self
+    }
+
+    /// The dead letters recorded since the last call.
+    pub fn drain(&self) -> Vec<DeadLetter> {
+        self.pending
+            .as_ref()
+            .map(|p| std::mem::take(&mut *p.lock().expect("dead letters")))
+            .unwrap_or_default()
     }
 
     /// Records one rejected message and counts it.
@@ -81,6 +117,17 @@ impl DeadLetters {
             });
         self.producer
             .send(&self.topic, origin.key, payload, Some(headers))?;
+        if let Some(pending) = &self.pending {
+            pending.lock().expect("dead letters").push(DeadLetter {
+                topic: origin.topic.to_owned(),
+                partition: origin.partition,
+                offset: origin.offset,
+                reason: error.reason.code().to_owned(),
+                field: error.field.clone(),
+                message: error.message.clone(),
+                payload: payload.to_vec(),
+            });
+        }
         self.metrics.add(
             "shopflow_invalid_total",
             &[("topic", origin.topic), ("reason", error.reason.code())],

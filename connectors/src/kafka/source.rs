@@ -44,7 +44,7 @@ use shopflow_dataflow::live::{Mark, Offer, Source};
 use shopflow_dataflow::run::Input;
 use shopflow_dataflow::{Settings, Time};
 use shopflow_model::EventKind;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,32 @@ impl ConsumerContext for Callbacks {
 }
 
 type Queue = PartitionQueue<Callbacks>;
+
+/// (time bound, next offset) per (topic, partition), oldest first: what the
+/// warehouse records in `pipeline_progress` once results before the bound are
+/// in it. Shared by the sources (which push) and the sink (which takes).
+pub type Positions = Arc<std::sync::Mutex<BTreeMap<(String, i32), VecDeque<(Time, i64)>>>>;
+
+/// Takes from `positions` the next offset of every partition whose entries
+/// are complete before `upto`.
+pub fn take_positions(positions: &Positions, upto: Time) -> Vec<(String, i32, i64)> {
+    let mut map = positions.lock().expect("positions");
+    let mut out = Vec::new();
+    for ((topic, partition), queue) in map.iter_mut() {
+        let mut next = None;
+        while let Some(&(bound, offset)) = queue.front() {
+            if bound >= upto {
+                break;
+            }
+            next = Some(offset);
+            queue.pop_front();
+        }
+        if let Some(offset) = next {
+            out.push((topic.clone(), *partition, offset));
+        }
+    }
+    out
+}
 
 /// The partitions worker `index` of `peers` owns, given each topic's
 /// partition count (in [`EventKind::ALL`] order).
@@ -157,8 +183,25 @@ pub struct KafkaSource {
     dead: Arc<DeadLetters>,
     metrics: Arc<Metrics>,
     exit_when_idle: Option<Duration>,
+    positions: Option<Positions>,
     last_commit: Instant,
     last_state_log: Instant,
+}
+
+/// What a source is wired to, shared by every worker's source.
+#[derive(Clone)]
+pub struct Wiring {
+    /// The dead-letter writer.
+    pub dead: Arc<DeadLetters>,
+    /// The run's metrics.
+    pub metrics: Arc<Metrics>,
+    /// End once every partition is idle this long (backfills, tests).
+    pub exit_when_idle: Option<Duration>,
+    /// Next offset per (topic, partition) to resume event partitions from
+    /// (the warehouse's `pipeline_progress`); others start at `kafka.start`.
+    pub resume: BTreeMap<(String, i32), i64>,
+    /// Where to record positions for the warehouse, if there is one.
+    pub positions: Option<Positions>,
 }
 
 impl KafkaSource {
@@ -169,10 +212,15 @@ impl KafkaSource {
         settings: &KafkaSettings,
         dataflow: &Settings,
         parts: &[(EventKind, i32)],
-        dead: Arc<DeadLetters>,
-        metrics: Arc<Metrics>,
-        exit_when_idle: Option<Duration>,
+        wiring: Wiring,
     ) -> Result<KafkaSource, String> {
+        let Wiring {
+            dead,
+            metrics,
+            exit_when_idle,
+            resume,
+            positions,
+        } = wiring;
         let consumer: BaseConsumer<Callbacks> = settings
             .client()
             .set("group.id", &settings.group_id)
@@ -199,7 +247,17 @@ impl KafkaSource {
         };
         let mut list = TopicPartitionList::new();
         for &(kind, p) in parts {
-            list.add_partition_offset(&settings.topic(kind), p, start)
+            let topic = settings.topic(kind);
+            // Reference topics are compacted tables the dataflow needs whole:
+            // always read from the beginning. Event partitions resume.
+            let at = if is_reference(kind) {
+                Offset::Beginning
+            } else {
+                resume
+                    .get(&(topic.clone(), p))
+                    .map_or(start, |&next| Offset::Offset(next))
+            };
+            list.add_partition_offset(&topic, p, at)
                 .map_err(|e| format!("cannot assign {}/{p}: {e}", settings.topic(kind)))?;
         }
         consumer
@@ -235,6 +293,7 @@ impl KafkaSource {
             dead,
             metrics,
             exit_when_idle,
+            positions,
             last_commit: Instant::now(),
             last_state_log: Instant::now(),
         })
@@ -370,6 +429,14 @@ impl KafkaSource {
                 match part.pending.back_mut() {
                     Some((b, n)) if *b == bound => *n = next,
                     _ => part.pending.push_back((bound, next)),
+                }
+                if let Some(positions) = &self.positions {
+                    let mut map = positions.lock().expect("positions");
+                    let queue = map.entry((part.topic.clone(), part.partition)).or_default();
+                    match queue.back_mut() {
+                        Some((b, n)) if *b == bound => *n = next,
+                        _ => queue.push_back((bound, next)),
+                    }
                 }
             }
         }
