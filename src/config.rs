@@ -148,6 +148,11 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
         "Wait before the first warehouse retry; doubled each time, at most 30 s.",
     ),
     (
+        "warehouse.commit_interval_ms",
+        "1000",
+        "Least time between warehouse commits; completed steps in between are coalesced into one transaction (0: every step).",
+    ),
+    (
         "metrics.listen",
         "\"127.0.0.1:9464\"",
         "Address of the /metrics and /healthz endpoint; empty disables it.",
@@ -169,6 +174,8 @@ pub struct RunConfig {
     pub warehouse: WarehouseSettings,
     /// See [`KNOBS`].
     pub password_file: Option<PathBuf>,
+    /// See [`KNOBS`].
+    pub commit_interval_ms: u64,
     /// See [`KNOBS`].
     pub exit_when_idle_ms: u64,
     /// See [`KNOBS`].
@@ -193,6 +200,7 @@ impl Default for RunConfig {
                 ..WarehouseSettings::default()
             },
             password_file: None,
+            commit_interval_ms: 1_000,
             exit_when_idle_ms: 0,
             output_csv: None,
             console: true,
@@ -249,6 +257,7 @@ impl RunConfig {
             "warehouse.schema" => self.warehouse.schema = text.to_owned(),
             "warehouse.retries" => self.warehouse.retries = num(key, text)?,
             "warehouse.backoff_ms" => self.warehouse.backoff_ms = num(key, text)?,
+            "warehouse.commit_interval_ms" => self.commit_interval_ms = num(key, text)?,
             "run.exit_when_idle_ms" => self.exit_when_idle_ms = num(key, text)?,
             "run.output_csv" => self.output_csv = (!text.is_empty()).then(|| PathBuf::from(text)),
             "run.console" => {

@@ -210,6 +210,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         dead: dead.clone(),
         positions: positions.clone().expect("positions go with the sink"),
         durable: 0,
+        pending: Vec::new(),
+        interval: Duration::from_millis(config.commit_interval_ms),
+        last_commit: Instant::now(),
         failed: failed.clone(),
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
@@ -395,6 +398,10 @@ struct Writer {
     dead: Arc<DeadLetters>,
     positions: Positions,
     durable: Time,
+    /// Changes of completed steps not yet committed (coalesced).
+    pending: Vec<shopflow_dataflow::Change>,
+    interval: Duration,
+    last_commit: Instant,
     failed: Arc<Mutex<Option<String>>>,
     shutdown: Shutdown,
     metrics: Arc<Metrics>,
@@ -405,6 +412,10 @@ impl Writer {
         if self.failed.lock().expect("failed").is_some() {
             return self.durable;
         }
+        self.pending.extend(progress.changes.iter().cloned());
+        if progress.upto < Time::MAX && self.last_commit.elapsed() < self.interval {
+            return self.durable; // coalesced into the next commit
+        }
         // Dead letters must be in Kafka before the warehouse records their offsets.
         if let Err(e) = self.dead.flush(Duration::from_secs(60)) {
             tracing::warn!(error = %e, "dead letters not yet stored; the warehouse waits");
@@ -412,7 +423,7 @@ impl Writer {
         }
         let batch = Batch {
             upto: progress.upto,
-            changes: progress.changes.clone(),
+            changes: std::mem::take(&mut self.pending),
             dead_letters: self.dead.drain(),
             positions: take_positions(&self.positions, progress.upto),
         };
@@ -424,6 +435,7 @@ impl Writer {
                 }
                 self.metrics.add("shopflow_warehouse_commits_total", &[], 1);
                 self.durable = progress.upto;
+                self.last_commit = Instant::now();
             }
             Err(Permanent(why)) => {
                 tracing::error!(%why, "the warehouse sink stopped the pipeline");
