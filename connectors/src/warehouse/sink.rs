@@ -251,6 +251,11 @@ fn write_step(
             _ => None,
         });
         let n = copy_rows(tx, &format!("stage_{}", table.name()), upserts)?;
+        if n >= 1_000 {
+            // Temp tables have no statistics: without them big steps get
+            // nested-loop plans.
+            tx.batch_execute(&format!("ANALYZE stage_{}", table.name()))?;
+        }
         staged.insert(table.name(), n);
         let deletes = folded.iter().filter_map(|((t, _), op)| match op {
             Op::Delete(r) if *t == table => Some(r),
