@@ -16,8 +16,14 @@ use std::time::Instant;
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
-    let url = args.get(1).cloned().ok_or("usage: sink_bench URL [FACTS] [STEP]")?;
-    let facts: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let url = args
+        .get(1)
+        .cloned()
+        .ok_or("usage: sink_bench URL [FACTS] [STEP]")?;
+    let facts: usize = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let step: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let settings = WarehouseSettings {
         url,

@@ -65,6 +65,16 @@ pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
         "Failed offset commits (retried at the next durable time).",
     ),
     (
+        "shopflow_warehouse_commits_total",
+        Kind::Counter,
+        "Warehouse transactions committed (each holds one or more completed steps).",
+    ),
+    (
+        "shopflow_warehouse_rows_total",
+        Kind::Counter,
+        "Rows written to the warehouse, by table (staged rows; an upsert counts once per commit).",
+    ),
+    (
         "shopflow_frontier_ms",
         Kind::Gauge,
         "Event time (ms since the epoch) before which every result is complete.",

@@ -446,3 +446,51 @@ impl Writer {
         self.durable
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shopflow_connectors::metrics::DEFINITIONS;
+
+    /// Every `shopflow_*` metric named in the sources is declared (an
+    /// undeclared one would be missing from /metrics in release builds).
+    #[test]
+    fn every_metric_used_is_declared() {
+        let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+        let mut files = Vec::new();
+        for dir in [
+            "src",
+            "src/cli",
+            "connectors/src",
+            "connectors/src/kafka",
+            "connectors/src/warehouse",
+        ] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut used = 0;
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for part in text.split("\"shopflow_").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name.is_empty() || !part[name.len()..].starts_with('"') {
+                    continue;
+                }
+                let full = format!("shopflow_{name}");
+                used += 1;
+                assert!(
+                    DEFINITIONS.iter().any(|d| d.0 == full),
+                    "{full} (in {}) is not declared in connectors/src/metrics.rs",
+                    path.display()
+                );
+            }
+        }
+        assert!(used > 10, "the scan found too few metric names: {used}");
+    }
+}
