@@ -252,3 +252,32 @@ def test_sigkill_mid_stream_leaves_a_consistent_warehouse(broker, postgres, shop
     with psycopg.connect(postgres) as conn:
         facts = [t for t in EXPORTS if not t.startswith("agg_")]
         assert_warehouse_equals(conn, schema, tmp_path / "replay", facts)
+
+
+def test_lost_connections_are_retried_and_lose_nothing(broker, postgres, shopflow, tmp_path):
+    prefix, schema = "w5.", "w5"
+    env = run_env(broker, prefix, kafka_start="earliest", run_exit_when_idle_ms=3000,
+                  warehouse_url=postgres, warehouse_schema=schema, dataflow_workers=2,
+                  warehouse_commit_interval_ms=0, warehouse_backoff_ms=50, kafka_batch=200)
+    sf(shopflow, ["topics", "create"], env)
+    sf(shopflow, ["generate", "--seed", "25", "--events", "20000", *FAULTS, "--out-dir",
+                  tmp_path / "gen", "--kafka", broker.brokers, "--topic-prefix", prefix], env)
+    proc = subprocess.Popen([shopflow, "run"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    terminated = 0
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        deadline = time.time() + 60
+        while proc.poll() is None and time.time() < deadline and terminated < 3:
+            time.sleep(0.4)
+            rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'shopflow' AND pid <> pg_backend_pid()"
+                                ).fetchall()
+            terminated += sum(1 for (ok,) in rows if ok)
+    _, err = proc.communicate(timeout=300)
+    err = err.decode()
+    assert proc.returncode == 0, err[-3000:]
+    assert terminated >= 1, "no warehouse connection was cut: the run was too short"
+    assert "retrying" in err, "a cut connection must be retried, and logged"
+    sf(shopflow, ["replay", "--input", tmp_path / "gen", "--output-csv", tmp_path / "replay"], env)
+    with psycopg.connect(postgres) as conn:
+        assert_warehouse_equals(conn, schema, tmp_path / "replay")
