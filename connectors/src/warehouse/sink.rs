@@ -139,43 +139,32 @@ impl Sink {
                 tx.commit()?;
                 Ok(written)
             })();
-            match result {
+            let (transient, why) = match result {
                 Ok(written) => {
                     self.frontier = frontier;
                     return Ok(written);
                 }
-                Err(Failure::Io(e)) if attempt < self.settings.retries => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "warehouse COPY failed; retrying");
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                    if let Ok(fresh) = Sink::open(&self.settings, &self.dataflow) {
-                        self.client = fresh.client;
-                    }
-                }
-                Err(Failure::Io(e)) => {
-                    return Err(Permanent(format!(
-                        "the warehouse connection kept failing: {e}"
-                    )));
-                }
-                Err(Failure::Db(e)) if is_transient(&e) && attempt < self.settings.retries => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "warehouse write failed; retrying");
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                    if let Ok(fresh) = Sink::open(&self.settings, &self.dataflow) {
-                        self.client = fresh.client;
-                    }
-                }
-                Err(Failure::Db(e)) => {
-                    return Err(Permanent(format!(
+                Err(Failure::Io(e)) => (true, format!("the warehouse connection failed: {e}")),
+                Err(Failure::Db(e)) => (
+                    is_transient(&e),
+                    format!(
                         "the warehouse refused a write: {e}{}",
                         e.as_db_error()
                             .map(|d| format!(" ({}: {})", d.code().code(), d.message()))
                             .unwrap_or_default()
-                    )));
-                }
-                Err(Failure::Unresolved(msg)) => return Err(Permanent(msg)),
+                    ),
+                ),
+                Err(Failure::Unresolved(msg)) => (false, msg),
+            };
+            if !transient || attempt >= self.settings.retries {
+                return Err(Permanent(why));
+            }
+            attempt += 1;
+            tracing::warn!(%why, attempt, "warehouse write failed; retrying");
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(30));
+            if let Ok(fresh) = Sink::open(&self.settings, &self.dataflow) {
+                self.client = fresh.client;
             }
         }
     }
