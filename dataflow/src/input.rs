@@ -91,8 +91,9 @@ impl Feeder {
         *self.inputs.events.time()
     }
 
-    /// Offers an event with its raw bytes.
-    pub fn event(&mut self, event: Event, raw: Vec<u8>) -> Admission {
+    /// Offers an event with its raw bytes. A too-late event is handed back
+    /// (`Err`), so the caller can report it without copying every event.
+    pub fn event(&mut self, event: Event, raw: Vec<u8>) -> Result<Admission, Box<Event>> {
         let ts = event.ts().0;
         let now = self.time();
         let own = self.settings.tick(ts);
@@ -101,7 +102,7 @@ impl Feeder {
         } else if self.settings.tick(ts + self.settings.allowed_lateness_ms) >= now {
             Admission::Late
         } else {
-            return Admission::TooLate;
+            return Err(Box::new(event));
         };
         self.max_ts = self.max_ts.max(ts);
         let enter = own.max(now);
@@ -116,7 +117,7 @@ impl Feeder {
             }
         };
         if expire <= enter {
-            return Admission::TooLate; // a re-send of an event that already aged out
+            return Err(Box::new(event)); // a re-send of an event that already aged out
         }
         let record = (
             Id::from(id.as_str()),
@@ -129,7 +130,7 @@ impl Feeder {
         );
         self.inputs.events.update_at(record.clone(), enter, 1);
         self.inputs.events.update_at(record, expire, -1);
-        admission
+        Ok(admission)
     }
 
     /// Offers an FX rate; it takes effect from the start of its date. A second

@@ -45,21 +45,21 @@ impl Offer<'_> {
     /// Offers one validated record; returns what happened to it (`None` for
     /// reference data, which is always applied).
     pub fn input(&mut self, input: Input) -> Option<Admission> {
-        let event = match &input {
-            Input::Event(e, _) => Some(e.clone()),
-            _ => None,
-        };
-        let admission = input.feed(self.feeder);
-        match admission {
-            Some(Admission::OnTime) => self.counts.on_time += 1,
-            Some(Admission::Late) => self.counts.late += 1,
-            Some(Admission::TooLate) => {
-                self.counts.too_late += 1;
-                self.too_late.extend(event);
+        match input.feed(self.feeder)? {
+            Ok(admission) => {
+                match admission {
+                    Admission::OnTime => self.counts.on_time += 1,
+                    Admission::Late => self.counts.late += 1,
+                    Admission::TooLate => self.counts.too_late += 1,
+                }
+                Some(admission)
             }
-            None => {}
+            Err(event) => {
+                self.counts.too_late += 1;
+                self.too_late.push(*event);
+                Some(Admission::TooLate)
+            }
         }
-        admission
     }
 
     /// The worker's input time: a record offered now enters at this time or later.

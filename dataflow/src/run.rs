@@ -50,8 +50,9 @@ impl Input {
         }
     }
 
-    /// Offers the record to a feeder.
-    pub fn feed(self, feeder: &mut Feeder) -> Option<Admission> {
+    /// Offers the record to a feeder: `None` for reference data (always
+    /// applied), the admission of an event, or the event back if too late.
+    pub fn feed(self, feeder: &mut Feeder) -> Option<Result<Admission, Box<Event>>> {
         match self {
             Input::Event(e, raw) => return Some(feeder.event(e, raw)),
             Input::Fx(f) => feeder.fx(f),
