@@ -37,6 +37,8 @@ pub enum Mark {
 /// What a worker offers its source on each poll.
 pub struct Offer<'a> {
     feeder: &'a mut Feeder,
+    /// The newest record time offered in this poll (the in-flight bound).
+    batch_max: i64,
     counts: &'a mut IngestCounts,
     too_late: &'a mut Vec<Event>,
 }
@@ -45,6 +47,7 @@ impl Offer<'_> {
     /// Offers one validated record; returns what happened to it (`None` for
     /// reference data, which is always applied).
     pub fn input(&mut self, input: Input) -> Option<Admission> {
+        self.batch_max = self.batch_max.max(input.ts());
         match input.feed(self.feeder)? {
             Ok(admission) => {
                 match admission {
@@ -185,13 +188,16 @@ where
             }
             let pending: u64 = in_flight.iter().map(|(_, n)| n).sum();
             let before = counts.on_time + counts.late;
+            let mut batch_max = i64::MIN;
             if open {
                 let mut offer = Offer {
                     feeder: &mut feeder,
+                    batch_max: i64::MIN,
                     counts: &mut counts,
                     too_late: &mut too_late,
                 };
                 open = source.poll(&mut offer, pending);
+                batch_max = offer.batch_max;
                 if !open {
                     shared.sources_ended.fetch_add(1, Ordering::SeqCst);
                 }
@@ -215,7 +221,13 @@ where
             }
             feeder.flush();
             if fed > 0 {
-                let bound = feeder.time().max(settings.tick(feeder.max_ts()));
+                // This poll's newest record, not the all-time newest: one
+                // far-future event must not keep every later record "in flight".
+                let bound = if batch_max == i64::MIN {
+                    feeder.time()
+                } else {
+                    feeder.time().max(settings.tick(batch_max))
+                };
                 match in_flight.back_mut() {
                     Some((t, n)) if *t == bound => *n += fed,
                     _ => in_flight.push_back((bound, fed)),

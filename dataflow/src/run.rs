@@ -40,6 +40,17 @@ impl Input {
         })
     }
 
+    /// The record's event time (ms): an event's `ts`, the start of an FX
+    /// rate's date, a product's or profile's `updated_at`.
+    pub fn ts(&self) -> i64 {
+        match self {
+            Input::Event(e, _) => e.ts().0,
+            Input::Fx(f) => f.date.start().0,
+            Input::Product(p) => p.updated_at.0,
+            Input::User(u) => u.updated_at.0,
+        }
+    }
+
     /// Whether worker `index` of `peers` feeds this record in a bounded run:
     /// events by their id (so all versions of one id meet in one feeder),
     /// reference data on worker 0 (so FX corrections apply in input order).

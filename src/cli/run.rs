@@ -418,7 +418,14 @@ impl Writer {
         }
         // Dead letters must be in Kafka before the warehouse records their offsets.
         if let Err(e) = self.dead.flush(Duration::from_secs(60)) {
-            tracing::warn!(error = %e, "dead letters not yet stored; the warehouse waits");
+            if self.dead.lost() > 0 {
+                let why = format!("{e}; fix the dead_letters topic (size limit, permissions)");
+                tracing::error!(%why, "stopping: a dead letter cannot be stored");
+                *self.failed.lock().expect("failed") = Some(why);
+                self.shutdown.request();
+            } else {
+                tracing::warn!(error = %e, "dead letters not yet stored; the warehouse waits");
+            }
             return self.durable;
         }
         let batch = Batch {

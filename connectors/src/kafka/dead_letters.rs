@@ -67,6 +67,15 @@ impl DeadLetters {
         }
     }
 
+    /// Dead letters the broker refused for good (they are retried without a
+    /// time limit, so only a permanent refusal counts here).
+    pub fn lost(&self) -> u64 {
+        self.producer
+            .deliveries()
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Also keeps every dead letter for [`DeadLetters::drain`] (the warehouse).
     pub fn keeping(mut self) -> DeadLetters {
         self.pending = Some(std::sync::Mutex::default());
@@ -136,9 +145,18 @@ impl DeadLetters {
         Ok(())
     }
 
-    /// Waits until every dead letter so far is stored.
+    /// Waits until every dead letter so far is stored. An error if any
+    /// could not be stored at all: then no offset may pass it, and the run
+    /// must stop rather than lose it ([`DeadLetters::lost`]).
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
         self.producer.flush(timeout)?;
+        let lost = self.lost();
+        if lost > 0 {
+            return Err(format!(
+                "{lost} dead letter(s) could not be stored in {}; see the errors logged before this",
+                self.topic
+            ));
+        }
         let delivered = self
             .producer
             .deliveries()

@@ -69,6 +69,10 @@ impl Producer {
             .set("batch.size", "1000000")
             .set("queue.buffering.max.kbytes", "262144")
             .set("message.timeout.ms", timeout_ms.to_string())
+            .set(
+                "message.max.bytes",
+                (super::topics::DEAD_LETTER_MAX_BYTES + 65_536).to_string(),
+            )
             .create_with_context(Context(deliveries.clone()))
             .map_err(|e| {
                 format!(

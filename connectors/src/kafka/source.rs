@@ -347,6 +347,10 @@ impl KafkaSource {
     /// Takes up to `limit` messages from part `i` into the dataflow.
     fn drain(&mut self, i: usize, limit: usize, offer: &mut Offer<'_>) -> usize {
         let mut taken = 0;
+        // The latest time a record of this batch can enter at: its bound. Not
+        // the partition's all-time newest, or one far-future event would hold
+        // every later offset back.
+        let mut batch_max = i64::MIN;
         while taken < limit {
             let part = &self.parts[i];
             let Some(result) = part.queue.poll(Duration::ZERO) else {
@@ -382,12 +386,8 @@ impl KafkaSource {
             };
             match outcome {
                 Ok(input) => {
-                    let ts = match &input {
-                        Input::Event(e, _) => e.ts().0,
-                        Input::Fx(f) => f.date.start().0,
-                        Input::Product(p) => p.updated_at.0,
-                        Input::User(u) => u.updated_at.0,
-                    };
+                    let ts = input.ts();
+                    batch_max = batch_max.max(ts);
                     let part = &mut self.parts[i];
                     part.max_ts = part.max_ts.max(Some(ts));
                     offer.input(input);
@@ -422,9 +422,11 @@ impl KafkaSource {
                 &[("topic", &part.topic)],
                 taken as u64,
             );
-            let bound = offer
-                .time()
-                .max(part.max_ts.map_or(0, |t| self.dataflow.tick(t)));
+            let bound = if batch_max == i64::MIN {
+                offer.time()
+            } else {
+                offer.time().max(self.dataflow.tick(batch_max))
+            };
             if let Some(next) = part.next_offset {
                 match part.pending.back_mut() {
                     Some((b, n)) if *b == bound => *n = next,

@@ -16,6 +16,10 @@ use rdkafka::error::RDKafkaErrorCode;
 use shopflow_model::EventKind;
 use std::time::Duration;
 
+/// Largest dead letter (bytes): the `dead_letters` topic's `max.message.bytes`
+/// and the dead-letter producer's `message.max.bytes`.
+pub const DEAD_LETTER_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// What happened to one topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -63,6 +67,9 @@ pub fn layout(settings: &KafkaSettings) -> Vec<Spec> {
         name: settings.dead_letters(),
         partitions: 1,
         config: vec![
+            // Room for any message the source topics accept (1 MiB by
+            // default) plus the headers that say why it was rejected.
+            ("max.message.bytes", DEAD_LETTER_MAX_BYTES.to_string()),
             ("cleanup.policy", "delete".into()),
             (
                 "retention.ms",
