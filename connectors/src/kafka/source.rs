@@ -65,12 +65,9 @@ impl ClientContext for Callbacks {
 
 impl ConsumerContext for Callbacks {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => self.0.add("shopflow_offset_commits_total", &[], 1),
-            Err(e) => {
-                self.0.add("shopflow_offset_commit_errors_total", &[], 1);
-                tracing::warn!(error = %e, "offset commit failed; it is retried at the next durable time");
-            }
+        // Commits are synchronous and counted where they are made.
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "offset commit result");
         }
     }
 }
@@ -445,7 +442,7 @@ impl KafkaSource {
         taken
     }
 
-    fn commit(&mut self, final_commit: bool) {
+    fn commit(&mut self) {
         let mut list = TopicPartitionList::new();
         for p in &self.parts {
             if let Some(offset) = p.committable {
@@ -459,19 +456,15 @@ impl KafkaSource {
             tracing::warn!(error = %e, "dead letters not yet stored; offsets are committed later");
             return;
         }
-        let mode = if final_commit {
-            CommitMode::Sync
-        } else {
-            CommitMode::Async
-        };
-        match self.consumer.commit(&list, mode) {
+        // Synchronous (at most about once a second): a failed commit keeps
+        // its offsets committable and is retried next time, even on a
+        // partition that has gone quiet.
+        match self.consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => {
                 for p in &mut self.parts {
                     p.committable = None;
                 }
-                if final_commit {
-                    self.metrics.add("shopflow_offset_commits_total", &[], 1);
-                }
+                self.metrics.add("shopflow_offset_commits_total", &[], 1);
             }
             Err(e) => {
                 self.metrics
@@ -560,9 +553,8 @@ impl Source for KafkaSource {
                 p.pending.pop_front();
             }
         }
-        let final_commit = upto == Time::MAX;
-        if final_commit || self.last_commit.elapsed() >= Duration::from_secs(1) {
-            self.commit(final_commit);
+        if upto == Time::MAX || self.last_commit.elapsed() >= Duration::from_secs(1) {
+            self.commit();
         }
     }
 }
