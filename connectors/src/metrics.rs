@@ -42,7 +42,7 @@ pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
     (
         "shopflow_dead_letter_errors_total",
         Kind::Counter,
-        "Failed attempts to deliver a dead letter (retried until delivered).",
+        "Dead letters that could not be queued (the message is read again and retried) or that the broker refused for good (no offset passes them).",
     ),
     (
         "shopflow_kafka_errors_total",

@@ -334,8 +334,13 @@ fn run_polls_on_schedule_and_stops_promptly() {
     let (fx, metrics) = poller(&server.url, Recorded::default());
     let stop = Arc::new(AtomicBool::new(false));
     let setter = Arc::clone(&stop);
+    let served = Arc::clone(&server.served);
+    // Stop once two polls were answered (a condition, with a deadline).
     let stopper = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(200));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while served.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            thread::yield_now();
+        }
         setter.store(true, Ordering::SeqCst);
     });
 
@@ -346,11 +351,11 @@ fn run_polls_on_schedule_and_stops_promptly() {
 
     assert!(took < Duration::from_secs(2), "run took {took:?} to stop");
     assert!(
-        took >= Duration::from_millis(200),
-        "run returned before stop: {took:?}"
+        took >= Duration::from_millis(50),
+        "two polls 50 ms apart cannot take {took:?}"
     );
     let ok = outcome(&metrics, "ok");
-    assert!(ok >= 2, "polled {ok} times in 200 ms at a 50 ms interval");
+    assert!(ok >= 2, "polled {ok} times before the stop");
     assert_eq!(metrics.total(POLLS), ok, "every poll succeeded");
     assert_eq!(server.served() as u64, ok);
     assert_eq!(

@@ -63,7 +63,6 @@ pub struct Feeder {
     inputs: Inputs,
     settings: Settings,
     bounded: bool,
-    max_ts: i64,
     fx_seen: HashMap<(Date, Currency), Rate>,
     /// Expiry of every event id in the live state, so all versions of an id
     /// leave together (a losing version must never outlive the winner).
@@ -79,7 +78,6 @@ impl Feeder {
             inputs,
             settings,
             bounded,
-            max_ts: i64::MIN,
             fx_seen: HashMap::new(),
             expiry_of: HashMap::new(),
             expiring: BTreeMap::new(),
@@ -104,7 +102,6 @@ impl Feeder {
         } else {
             return Err(Box::new(event));
         };
-        self.max_ts = self.max_ts.max(ts);
         let enter = own.max(now);
         let id = event.event_id().to_string();
         let expire = match self.expiry_of.get(&id) {
@@ -163,11 +160,6 @@ impl Feeder {
     pub fn user(&mut self, u: User) {
         let at = self.settings.tick(u.updated_at.0).max(self.time());
         self.inputs.users.update_at(u, at, 1);
-    }
-
-    /// The newest event time offered so far (`i64::MIN` before any).
-    pub fn max_ts(&self) -> i64 {
-        self.max_ts
     }
 
     /// Moves every input to `time` (if later than now).

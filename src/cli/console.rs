@@ -116,6 +116,17 @@ fn last_complete(tables: &Tables, table: Table, upto: Timestamp) -> Option<&Row>
         .last()
 }
 
+/// Prints a rendered view to stdout, clearing the screen first on a terminal.
+pub fn show(view: &str) -> std::io::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let mut out = std::io::stdout().lock();
+    if out.is_terminal() {
+        write!(out, "\x1b[2J\x1b[H")?;
+    }
+    writeln!(out, "{view}")?;
+    out.flush()
+}
+
 /// Renders the view at wall-clock time `now`.
 pub fn render(s: &DemoState, now: Timestamp) -> String {
     let mut out = String::new();

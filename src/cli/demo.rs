@@ -4,14 +4,14 @@
 //! and malformed events), every line is validated as it would be from Kafka,
 //! and the dataflow runs live; the console view refreshes every second.
 
-use super::console::{DemoState, render};
+use super::console::{DemoState, render, show};
 use super::{parse_duration_ms, parse_fraction};
 use crate::shutdown::Shutdown;
 use shopflow_dataflow::run::{Input, run_live};
 use shopflow_generator::sim::World;
 use shopflow_generator::{Config, Generator, Paced, Sink};
 use shopflow_model::{EventKind, Timestamp};
-use std::io::{self, IsTerminal, Write};
+use std::io;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -129,16 +129,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "demo running; Ctrl-C to stop"
     );
     let began = Instant::now();
-    let tty = io::stdout().is_terminal();
     while !shutdown.requested() {
         std::thread::sleep(Duration::from_secs(1));
-        let view = render(&state.lock().expect("state"), now());
-        let mut out = io::stdout().lock();
-        if tty {
-            write!(out, "\x1b[2J\x1b[H")?;
-        }
-        writeln!(out, "{view}")?;
-        out.flush()?;
+        show(&render(&state.lock().expect("state"), now()))?;
         if args
             .duration
             .is_some_and(|d| began.elapsed() >= Duration::from_millis(d as u64))

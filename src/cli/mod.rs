@@ -8,6 +8,7 @@ mod produce;
 mod replay;
 mod run;
 mod validate;
+mod warehouse;
 
 use clap::{Parser, Subcommand};
 
@@ -41,7 +42,7 @@ enum Command {
     /// Manage the Kafka topics (`topics create`).
     Topics(run::TopicsArgs),
     /// Create or upgrade the warehouse schema in PostgreSQL (idempotent).
-    Migrate(run::MigrateArgs),
+    Migrate(warehouse::MigrateArgs),
 }
 
 /// Runs the parsed command.
@@ -54,7 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Topics(args) => run::topics(args),
-        Command::Migrate(args) => run::migrate(args),
+        Command::Migrate(args) => warehouse::migrate(args),
     }
 }
 

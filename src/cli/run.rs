@@ -7,23 +7,20 @@
 //! until every partition is idle); it closes its inputs, drains, commits the
 //! last offsets and, with `run.output_csv`, writes every table.
 
-use super::console::{DemoState, render};
+use super::console::{DemoState, render, show};
+use super::warehouse::{Writer, open_warehouse};
 use crate::config::RunConfig;
 use crate::shutdown::Shutdown;
 use anyhow::{Context, anyhow};
 use shopflow_connectors::fx_poller::FxPoller;
 use shopflow_connectors::kafka::dead_letters::DeadLetters;
 use shopflow_connectors::kafka::producer::{Producer, TopicPublisher};
-use shopflow_connectors::kafka::source::{
-    KafkaSource, Positions, Wiring, assignment, partition_counts, take_positions,
-};
+use shopflow_connectors::kafka::source::{KafkaSource, Wiring, assignment, partition_counts};
 use shopflow_connectors::kafka::topics;
 use shopflow_connectors::metrics::Metrics;
-use shopflow_connectors::warehouse::sink::{Batch, Permanent, Sink};
 use shopflow_dataflow::live::{NoSource, Source, run_sources};
 use shopflow_dataflow::{Tables, Time};
 use shopflow_model::{EventKind, Timestamp};
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,48 +45,6 @@ pub struct TopicsArgs {
     /// TOML configuration file (its [kafka] section is used).
     #[arg(long)]
     config: Option<PathBuf>,
-}
-
-/// Arguments of `migrate`.
-#[derive(clap::Args, Debug)]
-#[command(
-    after_help = "The password comes from SHOPFLOW_WAREHOUSE_PASSWORD or warehouse.password_file, never the URL.\nExample:\n  shopflow migrate --database-url postgresql://postgres@127.0.0.1:5432/shopflow"
-)]
-pub struct MigrateArgs {
-    /// PostgreSQL URL (overrides warehouse.url of the configuration).
-    #[arg(long)]
-    database_url: Option<String>,
-    /// Schema to migrate (overrides warehouse.schema; default shopflow).
-    #[arg(long)]
-    schema: Option<String>,
-    /// TOML configuration file (its [warehouse] section is used).
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
-
-/// Runs `migrate`: applies pending migrations, reports what it did.
-pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let mut config = load(args.config.as_deref())?;
-    if let Some(url) = args.database_url {
-        config.warehouse.url = url;
-    }
-    if let Some(schema) = args.schema {
-        config.warehouse.schema = schema;
-    }
-    anyhow::ensure!(
-        !config.warehouse.url.is_empty(),
-        "no warehouse to migrate: pass --database-url or set warehouse.url"
-    );
-    let applied = shopflow_connectors::warehouse::migrate::migrate(&config.warehouse)
-        .map_err(|e| anyhow!(e))?;
-    if applied.is_empty() {
-        println!("schema {}: up to date", config.warehouse.schema);
-    } else {
-        for v in applied {
-            println!("schema {}: applied V{v:03}", config.warehouse.schema);
-        }
-    }
-    Ok(())
 }
 
 /// Loads the configuration or fails with every problem listed.
@@ -273,7 +228,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(workers = config.workers, brokers = %config.kafka.brokers, "running; Ctrl-C to stop");
-    let tty = std::io::stdout().is_terminal();
     let mut last_log = Instant::now();
     while !dataflow.is_finished() {
         std::thread::sleep(Duration::from_millis(200));
@@ -285,12 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if config.console && last_log.elapsed() >= Duration::from_secs(1) {
             let view = render(&s, Timestamp(now_ms()));
             drop(s);
-            let mut out = std::io::stdout().lock();
-            if tty {
-                write!(out, "\x1b[2J\x1b[H")?;
-            }
-            writeln!(out, "{view}")?;
-            out.flush()?;
+            show(&view)?;
             last_log = Instant::now();
         } else if !config.console && last_log.elapsed() >= Duration::from_secs(10) {
             tracing::info!(messages = s.lines, upto = %Timestamp(s.upto as i64), "progress");
@@ -363,95 +312,6 @@ fn metrics_routes(
     });
     let health = warp::path("healthz").and(warp::path::end()).map(|| "ok\n");
     warp::get().and(m.or(health))
-}
-
-/// Opens the warehouse if configured: applies pending migrations, reads where
-/// each partition resumes, and shares the positions the sources record.
-#[allow(clippy::type_complexity)]
-fn open_warehouse(
-    config: &RunConfig,
-) -> anyhow::Result<(
-    Option<Sink>,
-    std::collections::BTreeMap<(String, i32), i64>,
-    Option<Positions>,
-)> {
-    if config.warehouse.url.is_empty() {
-        return Ok((None, Default::default(), None));
-    }
-    let applied = shopflow_connectors::warehouse::migrate::migrate(&config.warehouse)
-        .map_err(|e| anyhow!(e))?;
-    if !applied.is_empty() {
-        tracing::info!(?applied, schema = %config.warehouse.schema, "warehouse migrated");
-    }
-    let mut sink = Sink::open(&config.warehouse, &config.dataflow).map_err(|e| anyhow!(e))?;
-    let resume = sink.positions().map_err(|e| anyhow!(e))?;
-    if !resume.is_empty() {
-        tracing::info!(partitions = resume.len(), "resuming from pipeline_progress");
-    }
-    Ok((Some(sink), resume, Some(Positions::default())))
-}
-
-/// Writes each completed step to the warehouse; on a permanent error, stops
-/// the run and keeps answering the last durable time.
-struct Writer {
-    sink: Sink,
-    dead: Arc<DeadLetters>,
-    positions: Positions,
-    durable: Time,
-    /// Changes of completed steps not yet committed (coalesced).
-    pending: Vec<shopflow_dataflow::Change>,
-    interval: Duration,
-    last_commit: Instant,
-    failed: Arc<Mutex<Option<String>>>,
-    shutdown: Shutdown,
-    metrics: Arc<Metrics>,
-}
-
-impl Writer {
-    fn write(&mut self, progress: &shopflow_dataflow::run::Progress) -> Time {
-        if self.failed.lock().expect("failed").is_some() {
-            return self.durable;
-        }
-        self.pending.extend(progress.changes.iter().cloned());
-        if progress.upto < Time::MAX && self.last_commit.elapsed() < self.interval {
-            return self.durable; // coalesced into the next commit
-        }
-        // Dead letters must be in Kafka before the warehouse records their offsets.
-        if let Err(e) = self.dead.flush(Duration::from_secs(60)) {
-            if self.dead.lost() > 0 {
-                let why = format!("{e}; fix the dead_letters topic (size limit, permissions)");
-                tracing::error!(%why, "stopping: a dead letter cannot be stored");
-                *self.failed.lock().expect("failed") = Some(why);
-                self.shutdown.request();
-            } else {
-                tracing::warn!(error = %e, "dead letters not yet stored; the warehouse waits");
-            }
-            return self.durable;
-        }
-        let batch = Batch {
-            upto: progress.upto,
-            changes: std::mem::take(&mut self.pending),
-            dead_letters: self.dead.drain(),
-            positions: take_positions(&self.positions, progress.upto),
-        };
-        match self.sink.write(&batch) {
-            Ok(written) => {
-                for (table, n) in written {
-                    self.metrics
-                        .add("shopflow_warehouse_rows_total", &[("table", table)], n);
-                }
-                self.metrics.add("shopflow_warehouse_commits_total", &[], 1);
-                self.durable = progress.upto;
-                self.last_commit = Instant::now();
-            }
-            Err(Permanent(why)) => {
-                tracing::error!(%why, "the warehouse sink stopped the pipeline");
-                *self.failed.lock().expect("failed") = Some(why);
-                self.shutdown.request();
-            }
-        }
-        self.durable
-    }
 }
 
 #[cfg(test)]

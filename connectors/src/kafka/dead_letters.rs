@@ -54,6 +54,8 @@ pub struct DeadLetters {
     metrics: Arc<Metrics>,
     /// Kept for the warehouse sink, which drains it in each transaction.
     pending: Option<std::sync::Mutex<Vec<DeadLetter>>>,
+    /// Refused dead letters already counted in the metrics.
+    counted_lost: std::sync::atomic::AtomicU64,
 }
 
 impl DeadLetters {
@@ -64,6 +66,7 @@ impl DeadLetters {
             topic,
             metrics,
             pending: None,
+            counted_lost: Default::default(),
         }
     }
 
@@ -124,8 +127,14 @@ impl DeadLetters {
                 key: "source_offset",
                 value: Some(offset.as_str()),
             });
-        self.producer
-            .send(&self.topic, origin.key, payload, Some(headers))?;
+        if let Err(e) = self
+            .producer
+            .send(&self.topic, origin.key, payload, Some(headers))
+        {
+            self.metrics
+                .add("shopflow_dead_letter_errors_total", &[], 1);
+            return Err(e);
+        }
         if let Some(pending) = &self.pending {
             pending.lock().expect("dead letters").push(DeadLetter {
                 topic: origin.topic.to_owned(),
@@ -151,6 +160,11 @@ impl DeadLetters {
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
         self.producer.flush(timeout)?;
         let lost = self.lost();
+        let before = self
+            .counted_lost
+            .swap(lost, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .add("shopflow_dead_letter_errors_total", &[], lost - before);
         if lost > 0 {
             return Err(format!(
                 "{lost} dead letter(s) could not be stored in {}; see the errors logged before this",
