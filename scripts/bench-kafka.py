@@ -54,7 +54,7 @@ def metrics():
 def run_env(brokers, prefix, **extra):
     env = dict(os.environ, SHOPFLOW_KAFKA_BROKERS=brokers, SHOPFLOW_KAFKA_TOPIC_PREFIX=prefix,
                SHOPFLOW_KAFKA_GROUP_ID=prefix + "bench", SHOPFLOW_RUN_CONSOLE="false",
-               SHOPFLOW_METRICS_LISTEN=f"127.0.0.1:{METRICS_PORT}",
+               SHOPFLOW_METRICS_LISTEN=f"127.0.0.1:{METRICS_PORT}", SHOPFLOW_DASHBOARD_LISTEN="127.0.0.1:0",
                SHOPFLOW_DATAFLOW_WORKERS=str(WORKERS), SHOPFLOW_KAFKA_START="earliest")
     env.update({f"SHOPFLOW_{k.upper()}": str(v) for k, v in extra.items()})
     return env

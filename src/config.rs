@@ -153,6 +153,16 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
         "Least time between warehouse commits; completed steps in between are coalesced into one transaction (0: every step).",
     ),
     (
+        "dashboard.listen",
+        "\"127.0.0.1:8080\"",
+        "Address of the live dashboard (page, /api/snapshot, /ws, /metrics, /healthz); empty disables it. Loopback by default: to expose it, give an address like 0.0.0.0:8080 and set a token.",
+    ),
+    (
+        "dashboard.token_file",
+        "\"\"",
+        "File holding the token that /api/* and /ws require (SHOPFLOW_DASHBOARD_TOKEN overrides it; 16 to 256 visible characters); empty: no token.",
+    ),
+    (
         "metrics.listen",
         "\"127.0.0.1:9464\"",
         "Address of the /metrics and /healthz endpoint; empty disables it.",
@@ -184,6 +194,12 @@ pub struct RunConfig {
     pub console: bool,
     /// See [`KNOBS`].
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// See [`KNOBS`].
+    pub dashboard_listen: Option<std::net::SocketAddr>,
+    /// See [`KNOBS`].
+    pub dashboard_token_file: Option<PathBuf>,
+    /// The dashboard token (from `SHOPFLOW_DASHBOARD_TOKEN` or the file).
+    pub dashboard_token: Option<std::sync::Arc<str>>,
 }
 
 impl Default for RunConfig {
@@ -205,8 +221,21 @@ impl Default for RunConfig {
             output_csv: None,
             console: true,
             metrics_listen: Some(([127, 0, 0, 1], 9464).into()),
+            dashboard_listen: Some(([127, 0, 0, 1], 8080).into()),
+            dashboard_token_file: None,
+            dashboard_token: None,
         }
     }
+}
+
+/// An optional listen address: empty turns the endpoint off.
+fn address(key: &str, text: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("{key}: expected an address like 127.0.0.1:8080, got {text:?}"))
 }
 
 /// The environment variable of a key: `kafka.brokers` → `SHOPFLOW_KAFKA_BROKERS`.
@@ -265,14 +294,10 @@ impl RunConfig {
                     .parse()
                     .map_err(|_| format!("{key}: expected true or false, got {text:?}"))?
             }
-            "metrics.listen" => {
-                self.metrics_listen = if text.is_empty() {
-                    None
-                } else {
-                    Some(text.parse().map_err(|_| {
-                        format!("{key}: expected an address like 127.0.0.1:9464, got {text:?}")
-                    })?)
-                }
+            "metrics.listen" => self.metrics_listen = address(key, text)?,
+            "dashboard.listen" => self.dashboard_listen = address(key, text)?,
+            "dashboard.token_file" => {
+                self.dashboard_token_file = (!text.is_empty()).then(|| PathBuf::from(text))
             }
             _ => return Err(format!("unknown key {key}; see docs/configuration.md")),
         }
@@ -301,9 +326,14 @@ impl RunConfig {
             .filter_map(|k| k.0.split_once('.'))
             .map(|(s, _)| format!("SHOPFLOW_{}_", s.to_uppercase()))
             .collect();
+        let mut env_token = None;
         for (name, value) in vars {
             if name == "SHOPFLOW_WAREHOUSE_PASSWORD" {
                 config.warehouse.password = Some(value);
+                continue;
+            }
+            if name == crate::cli::DASHBOARD_TOKEN_VAR {
+                env_token = Some(value);
                 continue;
             }
             match KNOBS.iter().find(|k| env_name(k.0) == name) {
@@ -317,6 +347,10 @@ impl RunConfig {
                 ),
                 None => {}
             }
+        }
+        match crate::cli::dashboard_token(env_token, config.dashboard_token_file.as_deref()) {
+            Ok(token) => config.dashboard_token = token,
+            Err(e) => problems.push(format!("dashboard: {e:#}")),
         }
         if config.warehouse.password.is_none()
             && let Some(path) = &config.password_file

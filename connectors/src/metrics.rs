@@ -99,6 +99,41 @@ pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "FX rates published to fx_rates (new or changed ones only).",
     ),
+    (
+        "shopflow_dashboard_clients",
+        Kind::Gauge,
+        "Dashboard websocket clients connected now.",
+    ),
+    (
+        "shopflow_dashboard_connections_total",
+        Kind::Counter,
+        "Dashboard websocket connections accepted.",
+    ),
+    (
+        "shopflow_dashboard_states_total",
+        Kind::Counter,
+        "Dashboard states published (one per completed timestamp, plus a health refresh each quiet second).",
+    ),
+    (
+        "shopflow_dashboard_messages_total",
+        Kind::Counter,
+        "Messages sent to dashboard clients (snapshots, deltas, heartbeats).",
+    ),
+    (
+        "shopflow_dashboard_bytes_total",
+        Kind::Counter,
+        "Bytes of the messages sent to dashboard clients.",
+    ),
+    (
+        "shopflow_dashboard_skips_total",
+        Kind::Counter,
+        "Fresh snapshots sent to dashboard clients that fell behind the ring of deltas.",
+    ),
+    (
+        "shopflow_dashboard_refused_total",
+        Kind::Counter,
+        "Dashboard requests refused, by why: token (missing or wrong) or message (outside the protocol; the websocket is closed).",
+    ),
 ];
 
 type Key = (&'static str, Vec<(String, String)>);

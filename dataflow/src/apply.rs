@@ -81,6 +81,14 @@ impl Tables {
         }
     }
 
+    /// Keeps only the rows for which `keep` is true (a live view prunes
+    /// what it no longer shows, so its memory does not grow with uptime).
+    pub fn retain(&mut self, mut keep: impl FnMut(&Row) -> bool) {
+        for rows in self.tables.values_mut() {
+            rows.retain(|_, row| keep(row));
+        }
+    }
+
     /// The rows of a table, in key order.
     pub fn rows(&self, table: Table) -> impl Iterator<Item = &Row> {
         self.tables.get(&table).into_iter().flat_map(|t| t.values())

@@ -2,18 +2,25 @@
 //!
 //! A generator thread plays a busy shop in real time (with duplicates, late
 //! and malformed events), every line is validated as it would be from Kafka,
-//! and the dataflow runs live; the console view refreshes every second.
+//! and the dataflow runs live. The dashboard (http://127.0.0.1:8080 by
+//! default) gets a new state per completed timestamp; the console view
+//! refreshes every second.
 
-use super::console::{DemoState, render, show};
+use super::console::{render, show};
+use super::dashboard::{Dashboard, TOKEN_VAR, now_ms, token};
 use super::{parse_duration_ms, parse_fraction};
 use crate::shutdown::Shutdown;
+use shopflow_connectors::metrics::Metrics;
 use shopflow_dataflow::run::{Input, run_live};
 use shopflow_generator::sim::World;
 use shopflow_generator::{Config, Generator, Paced, Sink};
 use shopflow_model::{EventKind, Timestamp};
+use shopflow_web::Board;
 use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Arguments of `demo`.
@@ -43,6 +50,14 @@ pub struct Args {
     /// Fraction of malformed messages.
     #[arg(long, default_value_t = 0.001, value_parser = parse_fraction)]
     malformed: f64,
+    /// Address of the dashboard. It binds loopback by default; to expose it
+    /// on a network, give an address like 0.0.0.0:8080 and set a token.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// File holding the token the dashboard's /api/* and /ws require
+    /// (SHOPFLOW_DASHBOARD_TOKEN wins over it). Without either: no token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
     #[command(flatten)]
     dataflow: super::DataflowArgs,
 }
@@ -50,7 +65,8 @@ pub struct Args {
 /// Validates generated lines and passes them to the dataflow, counting rejections.
 struct Ingest {
     tx: SyncSender<Input>,
-    state: Arc<Mutex<DemoState>>,
+    dashboard: Dashboard,
+    metrics: Arc<Metrics>,
 }
 
 impl Sink for Ingest {
@@ -58,30 +74,37 @@ impl Sink for Ingest {
         let input = match Input::from_line(kind, line) {
             Ok(input) => input,
             Err(e) => {
-                self.state.lock().expect("state").rejected(e.reason.code());
+                let reason = e.reason.code();
+                self.dashboard.board().rejected(reason);
+                let labels = [("topic", kind.topic()), ("reason", reason)];
+                self.metrics.add("shopflow_invalid_total", &labels, 1);
                 return Ok(());
             }
         };
-        self.state.lock().expect("state").lines += 1;
+        self.dashboard.board().accepted();
+        self.metrics
+            .add("shopflow_messages_total", &[("topic", kind.topic())], 1);
         self.tx
             .send(input)
             .map_err(|_| io::Error::new(io::ErrorKind::Interrupted, "dataflow stopped"))
     }
 }
 
-fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Timestamp(ms)
-}
-
 /// Runs `demo` until Ctrl-C (or `--duration`).
 pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = args.dataflow.settings()?;
     let shutdown = Shutdown::install()?;
-    let state = Arc::new(Mutex::new(DemoState::new(settings.clone())));
-    let start = now();
+    let dashboard = Dashboard::new(Board::new(settings.clone(), "demo"));
+    let metrics = Arc::new(Metrics::default());
+    let rt = super::run::runtime()?;
+    let bound = dashboard.start(
+        &rt,
+        args.listen,
+        token(std::env::var(TOKEN_VAR).ok(), args.token_file.as_deref())?,
+        metrics.clone(),
+    )?;
+    tracing::info!(%bound, "dashboard on http://{bound}/");
+    let start = Timestamp(now_ms());
     let cfg = Config {
         seed: args.seed,
         start,
@@ -101,7 +124,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = shutdown.clone();
     let ingest = Ingest {
         tx,
-        state: state.clone(),
+        dashboard: dashboard.clone(),
+        metrics: metrics.clone(),
     };
     let generator = std::thread::Builder::new()
         .name("generator".into())
@@ -109,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let mut sink = Paced::new(ingest, true, start, move || stop.requested());
             Generator::new(cfg).run(&mut sink)
         })?;
-    let (live_state, stop) = (state.clone(), shutdown.clone());
+    let (live, live_metrics, stop) = (dashboard.clone(), metrics.clone(), shutdown.clone());
     let dataflow = std::thread::Builder::new()
         .name("dataflow".into())
         .spawn(move || {
@@ -119,7 +143,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 rx,
                 move || stop.requested(),
                 move |p| {
-                    live_state.lock().expect("state").absorb(p);
+                    super::run::export_progress(&live_metrics, &p);
+                    live.absorb(p);
                 },
             )
         })?;
@@ -131,7 +156,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let began = Instant::now();
     while !shutdown.requested() {
         std::thread::sleep(Duration::from_secs(1));
-        show(&render(&state.lock().expect("state"), now()))?;
+        dashboard.refresh_if_quiet();
+        let view = render(&dashboard.board(), Timestamp(now_ms()));
+        show(&format!("dashboard: http://{bound}/\n{view}"))?;
         if args
             .duration
             .is_some_and(|d| began.elapsed() >= Duration::from_millis(d as u64))
@@ -146,7 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("the dataflow thread panicked"))?
         .map_err(|e| anyhow::anyhow!(e))?;
-    let s = state.lock().expect("state");
-    tracing::info!(lines = s.lines, upto = %Timestamp(s.upto as i64), "demo stopped");
+    let board = dashboard.board();
+    tracing::info!(lines = board.lines(), upto = %Timestamp(board.upto() as i64), "demo stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The subcommands and their arguments.
 
 mod console;
+mod dashboard;
 mod demo;
 mod fx_server;
 mod generate;
@@ -11,6 +12,8 @@ mod validate;
 mod warehouse;
 
 use clap::{Parser, Subcommand};
+
+pub use dashboard::{TOKEN_VAR as DASHBOARD_TOKEN_VAR, token as dashboard_token};
 
 /// shopflow: real-time e-commerce analytics in one differential dataflow.
 ///
@@ -27,7 +30,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the whole pipeline live on a simulated shop, with a console view (Ctrl-C to stop).
+    /// Run the whole pipeline live on a simulated shop, with the dashboard on http://127.0.0.1:8080 (Ctrl-C to stop).
     Demo(demo::Args),
     /// Generate realistic shop traffic (deterministic per seed) into JSON-lines files.
     Generate(generate::Args),

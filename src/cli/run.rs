@@ -7,7 +7,8 @@
 //! until every partition is idle); it closes its inputs, drains, commits the
 //! last offsets and, with `run.output_csv`, writes every table.
 
-use super::console::{DemoState, render, show};
+use super::console::{render, show};
+use super::dashboard::{Dashboard, now_ms};
 use super::warehouse::{Writer, open_warehouse};
 use crate::config::RunConfig;
 use crate::shutdown::Shutdown;
@@ -19,8 +20,10 @@ use shopflow_connectors::kafka::source::{KafkaSource, Wiring, assignment, partit
 use shopflow_connectors::kafka::topics;
 use shopflow_connectors::metrics::Metrics;
 use shopflow_dataflow::live::{NoSource, Source, run_sources};
+use shopflow_dataflow::run::Progress;
 use shopflow_dataflow::{Tables, Time};
 use shopflow_model::{EventKind, Timestamp};
+use shopflow_web::{Board, WarehouseCommit};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,7 +61,8 @@ pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<RunConfig> {
     })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// The runtime of the HTTP endpoints and Kafka admin calls.
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -81,12 +85,6 @@ pub fn topics(args: TopicsArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Runs `run`.
@@ -149,17 +147,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let fx = start_fx_poller(&config, &metrics, &shutdown)?;
 
-    let mut view = DemoState::new(config.dataflow.clone());
-    view.title = "run";
-    let state = Arc::new(Mutex::new(view));
+    let dashboard = Dashboard::new(Board::new(config.dataflow.clone(), "run"));
+    if let Some(listen) = config.dashboard_listen {
+        let bound =
+            dashboard.start(&rt, listen, config.dashboard_token.clone(), metrics.clone())?;
+        tracing::info!(%bound, "dashboard on http://{bound}/");
+    }
     let tables = config
         .output_csv
         .as_ref()
         .map(|_| Arc::new(Mutex::new(Tables::new(config.dataflow.clone()))));
     let sources = Arc::new(Mutex::new(sources));
-    let (live_state, live_tables, live_metrics) = (state.clone(), tables.clone(), metrics.clone());
+    let (live, live_tables, live_metrics) = (dashboard.clone(), tables.clone(), metrics.clone());
     let stop = shutdown.clone();
     let failed: Arc<Mutex<Option<String>>> = Arc::default();
+    let mut last_durable = 0;
     let mut writer = sink.map(|s| Writer {
         sink: s,
         dead: dead.clone(),
@@ -204,23 +206,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             tables.apply_time(t, batch);
                         }
                     }
-                    let ingest = progress.ingest;
-                    for (label, n) in [
-                        ("on_time", ingest.on_time),
-                        ("late", ingest.late),
-                        ("too_late", ingest.too_late),
-                    ] {
-                        live_metrics.set("shopflow_events_total", &[("admission", label)], n);
+                    export_progress(&live_metrics, &progress);
+                    if writer.is_some() && durable != last_durable {
+                        last_durable = durable;
+                        live.committed(WarehouseCommit {
+                            commits: live_metrics.total("shopflow_warehouse_commits_total"),
+                            at_ms: now_ms(),
+                            upto: durable,
+                        });
                     }
-                    if upto < Time::MAX {
-                        live_metrics.set("shopflow_frontier_ms", &[], upto);
-                        live_metrics.set(
-                            "shopflow_frontier_lag_ms",
-                            &[],
-                            (now_ms() - upto as i64).max(0) as u64,
-                        );
-                    }
-                    live_state.lock().expect("state").absorb(progress);
+                    live.absorb(progress);
                     // Without a warehouse, delivered to the console (and the
                     // CSV tables) is durable; with one, its commit is.
                     durable
@@ -231,18 +226,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut last_log = Instant::now();
     while !dataflow.is_finished() {
         std::thread::sleep(Duration::from_millis(200));
-        let mut s = state.lock().expect("state");
-        s.set_input(
+        dashboard.board().set_input(
             metrics.total("shopflow_messages_total"),
             metrics.by_label("shopflow_invalid_total", "reason"),
         );
+        dashboard.refresh_if_quiet();
         if config.console && last_log.elapsed() >= Duration::from_secs(1) {
-            let view = render(&s, Timestamp(now_ms()));
-            drop(s);
+            let view = render(&dashboard.board(), Timestamp(now_ms()));
             show(&view)?;
             last_log = Instant::now();
         } else if !config.console && last_log.elapsed() >= Duration::from_secs(10) {
-            tracing::info!(messages = s.lines, upto = %Timestamp(s.upto as i64), "progress");
+            let board = dashboard.board();
+            tracing::info!(messages = board.lines(), upto = %Timestamp(board.upto() as i64), "progress");
             last_log = Instant::now();
         }
     }
@@ -297,6 +292,23 @@ fn start_fx_poller(
             .name("fx-poller".into())
             .spawn(move || poller.run(&move || stop.requested()))?,
     ))
+}
+
+/// Sets the metrics a completed step tells: events by admission, the frontier and its lag.
+pub(super) fn export_progress(metrics: &Metrics, progress: &Progress) {
+    let ingest = progress.ingest;
+    for (label, n) in [
+        ("on_time", ingest.on_time),
+        ("late", ingest.late),
+        ("too_late", ingest.too_late),
+    ] {
+        metrics.set("shopflow_events_total", &[("admission", label)], n);
+    }
+    if progress.upto < Time::MAX {
+        metrics.set("shopflow_frontier_ms", &[], progress.upto);
+        let lag = (now_ms() - progress.upto as i64).max(0) as u64;
+        metrics.set("shopflow_frontier_lag_ms", &[], lag);
+    }
 }
 
 fn metrics_routes(

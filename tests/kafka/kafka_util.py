@@ -19,7 +19,8 @@ def run_env(broker, prefix, **extra):
     """Environment for `shopflow run` on the test broker, isolated by topic prefix and group."""
     env = dict(os.environ, RUST_LOG="info", SHOPFLOW_KAFKA_BROKERS=broker.brokers,
                SHOPFLOW_KAFKA_TOPIC_PREFIX=prefix, SHOPFLOW_KAFKA_GROUP_ID=f"{prefix}shopflow",
-               SHOPFLOW_RUN_CONSOLE="false", SHOPFLOW_METRICS_LISTEN="")
+               SHOPFLOW_RUN_CONSOLE="false", SHOPFLOW_METRICS_LISTEN="",
+               SHOPFLOW_DASHBOARD_LISTEN="127.0.0.1:0")
     env.update({f"SHOPFLOW_{k.upper()}": str(v) for k, v in extra.items()})
     return env
 
