@@ -10,10 +10,10 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay stack kafka bench bench-kafka demo clean-cache
+.PHONY: test setup lint unit schema replay browser stack kafka bench bench-kafka bench-ws demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
-test: setup lint unit schema replay stack kafka
+test: setup lint unit schema replay browser stack kafka
 	@echo "make test: all checks passed"
 
 ## Install what the tests need (idempotent, cached under $(CACHE)).
@@ -37,6 +37,13 @@ replay:
 	cargo build --release --locked --bin shopflow
 	SHOPFLOW_BIN=$(BIN_RELEASE) $(PYTEST) -q -p no:cacheprovider tests/replay
 
+## The dashboard in a real headless Chromium (playwright-core) against `shopflow demo`;
+## the screenshot lands in tests/browser/artifacts/.
+browser:
+	cargo build --release --locked --bin shopflow
+	scripts/browser-setup.sh
+	SHOPFLOW_BIN=$(BIN_RELEASE) node tests/browser/dashboard.test.mjs
+
 ## The local stack scripts (deploy/local/) install, start and stop Kafka, PostgreSQL and S3.
 stack:
 	scripts/stack-check.sh
@@ -59,6 +66,11 @@ bench-kafka: setup
 	cargo build --release --locked --bin shopflow
 	cargo build --release --locked -p shopflow-connectors --example consume_raw
 	$(VENV)/bin/python scripts/bench-kafka.py
+
+## Dashboard websocket benchmark: 200 clients on `shopflow demo` (prints latency and memory).
+bench-ws: setup
+	cargo build --release --locked --bin shopflow
+	SHOPFLOW_BIN=$(BIN_RELEASE) $(VENV)/bin/python scripts/bench-ws.py
 
 clean-cache:
 	rm -rf $(CACHE)
