@@ -9,6 +9,8 @@
   restarted, the data completes.
 - SIGKILL at random moments: every snapshot left behind is consistent, and
   restarts complete the facts exactly.
+- The dashboard `run` serves shows the warehouse's numbers, and its health
+  panel counts every invalid message and the warehouse commits.
 """
 
 import csv
@@ -17,9 +19,11 @@ import json
 import random
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from decimal import Decimal
 
 import psycopg
@@ -118,8 +122,12 @@ def revenue_mismatches(cur):
 def warehouse_run(broker, postgres, shopflow, tmp_path_factory):
     work = tmp_path_factory.mktemp("warehouse")
     prefix, schema = "w1.", "w1"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = run_env(broker, prefix, kafka_start="earliest", run_exit_when_idle_ms=3000,
-                  warehouse_url=postgres, warehouse_schema=schema, dataflow_workers=2)
+                  warehouse_url=postgres, warehouse_schema=schema, dataflow_workers=2,
+                  dashboard_listen=f"127.0.0.1:{port}")
     sf(shopflow, ["migrate", "--database-url", postgres, "--schema", schema], env)
     again = sf(shopflow, ["migrate", "--database-url", postgres, "--schema", schema], env)
     assert "up to date" in again.stdout.decode(), "a second migrate must be a no-op"
@@ -139,13 +147,25 @@ def warehouse_run(broker, postgres, shopflow, tmp_path_factory):
                 checks["snapshots"] += 1
                 checks["bad"].extend(bad[:3])
 
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
+    def dashboard():
+        # The last snapshot seen: `run` keeps serving while it waits idle at the end.
+        while not done.is_set():
+            try:
+                url = f"http://127.0.0.1:{port}/api/snapshot"
+                checks["dashboard"] = json.loads(urllib.request.urlopen(url, timeout=5).read())
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (reader, dashboard)]
+    for thread in threads:
+        thread.start()
     try:
         sf(shopflow, ["run"], env)
     finally:
         done.set()
-        thread.join(30)
+        for thread in threads:
+            thread.join(30)
     sf(shopflow, ["replay", "--input", work / "gen", "--output-csv", work / "replay"], env)
     return work, schema, checks
 
@@ -160,6 +180,28 @@ def test_warehouse_equals_replay(warehouse_run, postgres):
             letters, _reasons = cur.fetchone()
     manifest = json.loads((work / "gen/manifest.json").read_text())
     assert letters == sum(manifest["faults"]["malformed"].values())
+
+
+def test_the_dashboard_shows_the_warehouse_numbers(warehouse_run, postgres):
+    work, schema, checks = warehouse_run
+    snap = checks.get("dashboard")
+    assert snap and snap["type"] == "snapshot", "the dashboard never answered /api/snapshot"
+    entries, health = snap["entries"], snap["entries"]["health"]
+    manifest = json.loads((work / "gen/manifest.json").read_text())
+    assert health["invalid"] == sum(manifest["faults"]["malformed"].values())
+    assert health["warehouse"]["commits"] >= 1
+    assert entries["meta"]["title"] == "run"
+    minutes = {v["start"]: v for k, v in entries.items() if k.startswith("minute/")}
+    assert minutes, "no minute on the dashboard"
+    with psycopg.connect(postgres) as conn, conn.cursor() as cur:
+        cur.execute(f"""SELECT (extract(epoch FROM window_start) * 1000)::bigint, orders, revenue_usd
+                        FROM {schema}.agg_sales_minute WHERE window_start >= to_timestamp(%s / 1000.0)""",
+                    (min(minutes),))
+        stored = {start: (orders, str(revenue)) for start, orders, revenue in cur.fetchall()}
+    shown = {start: (m["orders"], m["revenue_usd"]) for start, m in minutes.items()}
+    assert shown == stored
+    funnel = entries["funnel"]
+    assert funnel["active"] >= funnel["carted"] >= funnel["purchased"] > 0
 
 
 def test_a_concurrent_reader_never_sees_a_half_applied_step(warehouse_run):
