@@ -1,7 +1,7 @@
 /* shopflow dashboard: the script of the live page the web/ crate serves at `/`.
  *
- * Plain ES2020 in one file: no build step, no libraries, no network but the
- * page's own server. It is the client side of docs/websocket.md:
+ * Plain ES2020, no build step, no libraries, no network but the page's own
+ * server. It is the client side of docs/websocket.md:
  *  - holds the state map (entry name -> object) and the seq of that state;
  *  - a `snapshot` replaces the state; a `delta` is applied only when its seq is
  *    exactly held + 1; a gap sends {"type":"resync"} once and waits for the
@@ -62,13 +62,9 @@
     const q = n / d, twice = 2n * (n % d);
     return twice > d || (twice === d && q % 2n === 1n) ? q + 1n : q;
   }
-  /** Axis labels only: "$1.2k". */
-  function fmtShortUsd(c) {
-    const d = Number(c) / 100;
-    if (d >= 1e6) return `$${(d / 1e6).toFixed(d >= 1e7 ? 0 : 1)}M`;
-    if (d >= 1e3) return `$${(d / 1e3).toFixed(d >= 1e4 ? 0 : 1)}k`;
-    return `$${Math.round(d)}`;
-  }
+  const shortFmt = new Intl.NumberFormat('en-US',
+    { style: 'currency', currency: 'USD', notation: 'compact', minimumFractionDigits: 0, maximumFractionDigits: 1 });
+  const fmtShortUsd = (c) => shortFmt.format(Number(c) / 100); // axis labels only: "$1.2K"
   const pct = (a, b) => (b > 0 ? `${((100 * a) / b).toFixed(1)}%` : '—');
 
   /** Sets text and data-value; elements with data-flash flash when a known value changes.
@@ -91,9 +87,11 @@
   }
 
   // ---------- connection ----------
-  const conn = { socket: null, attempt: 0, retryAt: 0, retryTimer: 0, watchdog: 0, resyncAt: 0, lastReason: '' };
+  const conn = { socket: null, synced: false, attempt: 0, retryAt: 0, retryTimer: 0, watchdog: 0, resyncAt: 0, lastReason: '' };
   let held = { seq: 0, entries: {}, at: 0, receivedAt: 0 };
-  const corrections = []; // newest first: {start, from, to, ordersFrom, ordersTo, seenAt}
+  const corrections = []; // newest first: {start, from, to, ordersFrom, ordersTo, times, seenAt}
+  const pendingFlashes = new Set(); // minutes corrected since the last render
+  let renderQueued = false;
 
   function token() {
     const m = /(?:^#?|&)token=([^&]*)/.exec(location.hash.replace(/^#/, ''));
@@ -114,6 +112,7 @@
     let ws;
     try { ws = new WebSocket(wsUrl()); } catch { lost(); return; }
     conn.socket = ws;
+    conn.synced = false; // until this socket's first snapshot
     window.__shopflow.socket = ws;
     renderStatus();
     armWatchdog(ws); // also bounds a connect that hangs
@@ -162,12 +161,13 @@
     try { msg = JSON.parse(data); } catch { return; }
     if (msg.type === 'snapshot') {
       conn.resyncAt = 0;
+      conn.synced = true;
       apply(msg, msg.entries || {}, null);
     } else if (msg.type === 'delta') {
-      if (held.seq > 0 && msg.seq === held.seq + 1) apply(msg, msg.set || {}, msg.del || []);
-      else if (msg.seq > held.seq + 1) resync(ws);
+      if (conn.synced && msg.seq === held.seq + 1) apply(msg, msg.set || {}, msg.del || []);
+      else if (conn.synced && msg.seq > held.seq + 1) resync(ws);
     } else if (msg.type === 'heartbeat') {
-      if (msg.seq > held.seq) resync(ws); // we missed the state it names
+      if (conn.synced && msg.seq > held.seq) resync(ws); // we missed the state it names
       renderFooter();
     }
   }
@@ -179,14 +179,16 @@
     Object.assign(next, set);
     held = { seq: msg.seq, entries: next, at: msg.at, receivedAt: Date.now() };
     if (del === null) conn.attempt = 0;
-    document.body.dataset.seq = String(msg.seq);
-    const corrected = findCorrections(before, next);
+    for (const start of findCorrections(before, next)) pendingFlashes.add(start);
     setStatus('live');
-    render();
-    for (const start of corrected) {
-      const slot = chart.slotOf(start);
-      if (slot >= 0) flash(chart.bars[slot], 'bar');
-    }
+    if (renderQueued) return;
+    renderQueued = true; // at most one render per frame, however fast states arrive
+    requestAnimationFrame(() => {
+      renderQueued = false;
+      render();
+      for (const start of pendingFlashes) if (chart.slotOf(start) >= 0) flash(chart.bars[chart.slotOf(start)], 'bar');
+      pendingFlashes.clear();
+    });
   }
 
   // ---------- status ----------
@@ -205,18 +207,20 @@
   }
 
   // ---------- late-data corrections ----------
-  /** Minutes whose entry changed (or vanished inside the window) after it was complete. */
+  /** Minutes whose entry changed (or vanished inside the window) after it was complete.
+   * A minute corrected again keeps one line: first value -> latest, with a count. */
   function findCorrections(before, next) {
     if (!before.meta || !next.meta) return [];
-    const first = lastMinute(next) - (SLOTS - 1) * MINUTE;
+    const windowStart = lastMinute(next) - (SLOTS - 1) * MINUTE;
     const found = [];
     for (const k of Object.keys(before)) {
       const old = before[k];
       if (!k.startsWith('minute/') || !old || !old.complete) continue;
       const now = next[k];
-      if (now ? now.revenue_usd === old.revenue_usd && now.orders === old.orders : old.start < first) continue;
-      corrections.unshift({ start: old.start, from: old.revenue_usd, to: now ? now.revenue_usd : '0.00',
-        ordersFrom: old.orders, ordersTo: now ? now.orders : 0, seenAt: Date.now() });
+      if (now ? now.revenue_usd === old.revenue_usd && now.orders === old.orders : old.start < windowStart) continue;
+      const i = corrections.findIndex((c) => c.start === old.start);
+      const c = i >= 0 ? corrections.splice(i, 1)[0] : { start: old.start, from: old.revenue_usd, ordersFrom: old.orders, times: 0 };
+      corrections.unshift({ ...c, to: now ? now.revenue_usd : '0.00', ordersTo: now ? now.orders : 0, times: c.times + 1, seenAt: Date.now() });
       found.push(old.start);
     }
     corrections.length = Math.min(corrections.length, 6);
@@ -228,6 +232,7 @@
 
   function render() {
     const e = held.entries;
+    document.body.dataset.seq = String(held.seq); // with the values it goes with
     if (!e.meta) return;
     $('title').textContent = e.meta.title || '';
     document.title = `shopflow · ${e.meta.title || ''}`;
@@ -403,8 +408,13 @@
     const rows = Object.keys(e).filter((k) => k.startsWith('currency/'))
       .map((k) => ({ ...e[k], c: cents(e[k].revenue_usd) ?? 0n }))
       .sort((x, y) => (x.c === y.c ? (x.currency < y.currency ? -1 : 1) : x.c > y.c ? -1 : 1));
-    const max = rows.length ? Number(rows[0].c) || 1 : 1;
-    rankTable($('currency'), rows.map((r) => ({ name: r.currency, frac: Number(r.c) / max,
+    const max = rows.length ? Number(rows[0].c) || 1 : 1, rest = rows.splice(6); // top 6, then the rest as one row
+    if (rest.length) {
+      const c = rest.reduce((a, r) => a + r.c, 0n);
+      rows.push({ currency: `${rest.length} more`, title: rest.map((r) => r.currency).join(', '), c,
+        orders: rest.reduce((a, r) => a + r.orders, 0), revenue_usd: centsStr(c) });
+    }
+    rankTable($('currency'), rows.map((r) => ({ name: r.currency, title: r.title, frac: Number(r.c) / max,
       cols: [['o', `${fmtInt(r.orders)} orders`], ['v', fmtUsd(r.revenue_usd)]] })), 'no orders in the last 60 minutes');
   }
 
@@ -422,15 +432,11 @@
     setVal(lag, h.lag_ms, isNum(h.lag_ms) ? `${(h.lag_ms / 1000).toFixed(1)} s` : '—');
     lag.className = h.lag_ms > 30_000 ? 'bad' : h.lag_ms > 10_000 ? 'warn' : '';
     setVal('health-eps', h.events_per_s, fmtInt(isNum(h.events_per_s) ? Math.round(h.events_per_s) : null));
-    $('health-lines').textContent = fmtInt(h.lines);
-    $('health-admission').textContent = `${fmtInt(h.on_time)} · ${fmtInt(h.late)} · ${fmtInt(h.too_late)}`;
-    $('health-duplicates').textContent = fmtInt(h.duplicates);
-    $('health-conflicts').textContent = fmtInt(h.conflicts);
-    $('health-waiting').textContent = fmtInt(h.waiting_fx);
+    const texts = { lines: fmtInt(h.lines), admission: `${fmtInt(h.on_time)} · ${fmtInt(h.late)} · ${fmtInt(h.too_late)}`,
+      duplicates: fmtInt(h.duplicates), conflicts: fmtInt(h.conflicts), waiting: fmtInt(h.waiting_fx), invalid: fmtInt(h.invalid) };
+    for (const [k, text] of Object.entries(texts)) $(`health-${k}`).textContent = text;
     const reasons = Object.entries(h.invalid_by_reason || {}).sort((x, y) => y[1] - x[1]);
-    const inv = $('health-invalid');
-    inv.textContent = fmtInt(h.invalid);
-    inv.title = reasons.map(([r, n]) => `${r}: ${n}`).join('\n') || 'no invalid messages';
+    $('health-invalid').title = reasons.map(([r, n]) => `${r}: ${n}`).join('\n') || 'no invalid messages';
     const list = $('health-reasons');
     list.replaceChildren();
     $('health-reasons-h').hidden = !reasons.length;
@@ -448,14 +454,14 @@
     if (!corrections.length) add(ul, 'li', 'none yet', 'muted');
     for (const c of corrections) {
       const li = add(ul, 'li');
-      add(li, 'b', `corrected ${hhmm(c.start)}`);
+      add(li, 'b', `corrected ${hhmm(c.start)}${c.times > 1 ? ` (${c.times}×)` : ''}`);
       li.append(` revenue ${fmtUsd(c.from)} → ${fmtUsd(c.to)}, orders ${fmtInt(c.ordersFrom)} → ${fmtInt(c.ordersTo)}`);
       add(li, 'span', ` · seen ${hhmmss(c.seenAt)} UTC`, 'muted');
     }
   }
 
   function renderFooter() {
-    if (!held.seq) return;
+    if (!held.entries.meta) return;
     const push = held.receivedAt - held.at;
     $('footer').textContent = `state #${held.seq} · published ${hhmmss(held.at)} UTC · push latency ${fmtInt(Math.max(0, push))} ms`
       + ` · ${Object.keys(held.entries).length} entries`;
