@@ -11,7 +11,10 @@ clients that connect and never read, and runs for DURATION seconds. It prints:
 - messages received, protocol errors (a delta out of order), and the
   server's counters of skips (slow clients sent a fresh snapshot).
 
-Usage: make bench-ws   (or CLIENTS=200 SLOW=10 DURATION=180 python scripts/bench-ws.py)
+The demo's own dataflow state grows towards its horizon bound during the run;
+run once with CLIENTS=0 SLOW=0 for the baseline the clients add to.
+
+Usage: make bench-ws   (or CLIENTS=200 SLOW=10 DURATION=300 python scripts/bench-ws.py)
 """
 
 import asyncio
@@ -30,7 +33,7 @@ from websockets.asyncio.client import connect
 BIN = os.environ.get("SHOPFLOW_BIN", "target/release/shopflow")
 CLIENTS = int(os.environ.get("CLIENTS", "200"))
 SLOW = int(os.environ.get("SLOW", "10"))
-DURATION = float(os.environ.get("DURATION", "180"))
+DURATION = float(os.environ.get("DURATION", "300"))
 RATE = os.environ.get("RATE", "2000")
 
 
@@ -84,7 +87,8 @@ async def reader(url, stats, stop):
 
 async def sleeper(url, stop):
     # Connects and never reads: its socket buffers fill, the server skips it.
-    async with connect(url, max_size=None, max_queue=1):
+    # No keepalive pings: unanswered, they would make the client library hang up.
+    async with connect(url, max_size=None, max_queue=1, ping_interval=None):
         await stop.wait()
 
 
@@ -119,7 +123,7 @@ async def main():
     finally:
         demo.terminate()
         demo.wait(timeout=30)
-    lat = sorted(stats.latencies)
+    lat = sorted(stats.latencies) or [float("nan")]
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
     print(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.platform()}")
     print(f"clients: {CLIENTS} reading + {SLOW} never reading, {DURATION:.0f} s, demo at {RATE} events/s")

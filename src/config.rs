@@ -199,7 +199,7 @@ pub struct RunConfig {
     /// See [`KNOBS`].
     pub dashboard_token_file: Option<PathBuf>,
     /// The dashboard token (from `SHOPFLOW_DASHBOARD_TOKEN` or the file).
-    pub dashboard_token: Option<std::sync::Arc<str>>,
+    pub dashboard_token: Option<shopflow_web::Token>,
 }
 
 impl Default for RunConfig {

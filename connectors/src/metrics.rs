@@ -132,7 +132,12 @@ pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
     (
         "shopflow_dashboard_refused_total",
         Kind::Counter,
-        "Dashboard requests refused, by why: token (missing or wrong) or message (outside the protocol; the websocket is closed).",
+        "Dashboard requests refused, by why: token (missing or wrong), full (client limit reached: 503) or message (outside the protocol; the websocket is closed).",
+    ),
+    (
+        "shopflow_dashboard_dropped_total",
+        Kind::Counter,
+        "Dashboard clients dropped for not accepting a frame within 30 s.",
     ),
 ];
 

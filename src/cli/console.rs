@@ -75,20 +75,18 @@ pub fn render(s: &Board, now: Timestamp) -> String {
             usd(aov)
         );
     }
-    for r in s.tables().rows(Table::Rolling) {
-        if let Row::Rolling(Rolling {
-            minutes,
-            orders,
-            revenue_usd,
-            sessions,
-        }) = r
-        {
-            let _ = writeln!(
-                out,
-                "Last {minutes:>2} min:  revenue {}  orders {orders}  active sessions {sessions}",
-                usd(*revenue_usd)
-            );
-        }
+    for Rolling {
+        minutes,
+        orders,
+        revenue_usd,
+        sessions,
+    } in s.rolling()
+    {
+        let _ = writeln!(
+            out,
+            "Last {minutes:>2} min:  revenue {}  orders {orders}  active sessions {sessions}",
+            usd(*revenue_usd)
+        );
     }
     let funnel = match s.last_complete(Table::AggFunnel5min) {
         Some(Row::Funnel(f)) => Some(f),

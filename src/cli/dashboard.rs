@@ -5,7 +5,7 @@
 use anyhow::Context;
 use shopflow_connectors::metrics::Metrics;
 use shopflow_dataflow::run::Progress;
-use shopflow_web::{Board, Hub, Options, WarehouseCommit};
+use shopflow_web::{Board, Hub, Options, Token, WarehouseCommit};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 /// The environment variable holding the dashboard token (wins over a file).
 pub const TOKEN_VAR: &str = "SHOPFLOW_DASHBOARD_TOKEN";
 
+/// Most websocket clients at once (`docs/websocket.md`).
+pub const MAX_CLIENTS: u64 = 1_000;
+
 /// A board and its hub, shared by the dataflow thread and the server.
 #[derive(Clone)]
 pub struct Dashboard {
     board: Arc<Mutex<Board>>,
     hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
     last_publish: Arc<Mutex<Instant>>,
 }
 
@@ -32,7 +36,7 @@ pub fn now_ms() -> i64 {
 
 /// The token: `env` (the value of [`TOKEN_VAR`]), else the content of
 /// `file`; `None` without either.
-pub fn token(env: Option<String>, file: Option<&Path>) -> anyhow::Result<Option<Arc<str>>> {
+pub fn token(env: Option<String>, file: Option<&Path>) -> anyhow::Result<Option<Token>> {
     let text = match (env, file) {
         (Some(t), _) => t,
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -47,15 +51,17 @@ pub fn token(env: Option<String>, file: Option<&Path>) -> anyhow::Result<Option<
         ok,
         "the dashboard token must be 16 to 256 visible ASCII characters (no spaces); generate one with: openssl rand -hex 24"
     );
-    Ok(Some(text.into()))
+    Ok(Some(Token(text.into())))
 }
 
 impl Dashboard {
-    /// A dashboard over an empty board.
-    pub fn new(board: Board) -> Dashboard {
+    /// A dashboard over an empty board; input counts come from `metrics`
+    /// (`shopflow_messages_total`, `shopflow_invalid_total`).
+    pub fn new(board: Board, metrics: Arc<Metrics>) -> Dashboard {
         Dashboard {
             board: Arc::new(Mutex::new(board)),
             hub: Arc::new(Hub::new(shopflow_web::hub::RING)),
+            metrics,
             last_publish: Arc::new(Mutex::new(Instant::now())),
         }
     }
@@ -65,18 +71,21 @@ impl Dashboard {
         self.board.lock().expect("board")
     }
 
-    /// Serves the dashboard on `listen`; `/metrics` renders `metrics` with
-    /// the dashboard's own counters. Returns the bound address.
+    /// Serves the dashboard on `listen`; `/metrics` renders the metrics
+    /// with the dashboard's own counters. Returns the bound address.
     pub fn start(
         &self,
         rt: &tokio::runtime::Runtime,
         listen: SocketAddr,
-        token: Option<Arc<str>>,
-        metrics: Arc<Metrics>,
+        token: Option<Token>,
     ) -> anyhow::Result<SocketAddr> {
-        let hub = self.hub.clone();
+        if !listen.ip().is_loopback() && token.is_none() {
+            tracing::warn!(%listen, "the dashboard is reachable from the network without a token: anyone who can connect sees the shop's figures; set {TOKEN_VAR} or a token file");
+        }
+        let (hub, metrics) = (self.hub.clone(), self.metrics.clone());
         let options = Options {
             token,
+            max_clients: MAX_CLIENTS,
             heartbeat: Duration::from_secs(5),
             metrics: Arc::new(move || {
                 export(&hub, &metrics);
@@ -92,7 +101,7 @@ impl Dashboard {
     pub fn absorb(&self, progress: Progress) {
         let mut board = self.board();
         board.absorb(progress);
-        self.publish(&board);
+        self.publish(&mut board);
     }
 
     /// Records a warehouse commit (shown with the next state).
@@ -103,14 +112,31 @@ impl Dashboard {
     /// Publishes the health figures when no step completed for a second,
     /// so that lag and counters stay current while the stream is quiet.
     pub fn refresh_if_quiet(&self) {
-        let board = self.board();
+        let mut board = self.board();
         if self.last_publish.lock().expect("clock").elapsed() >= Duration::from_secs(1) {
-            self.publish(&board);
+            self.publish(&mut board);
         }
     }
 
-    fn publish(&self, board: &Board) {
+    /// Closes every websocket (code 1001) and stops the server; waits up
+    /// to two seconds for the clients to be told.
+    pub fn close(&self) {
+        self.hub.close();
+        let began = Instant::now();
+        while self.hub.stats.clients.load(Ordering::Relaxed) > 0
+            && began.elapsed() < Duration::from_secs(2)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn publish(&self, board: &mut Board) {
         let now = now_ms();
+        board.set_input(
+            self.metrics.total("shopflow_messages_total"),
+            self.metrics.by_label("shopflow_invalid_total", "reason"),
+        );
+        board.note_rate();
         self.hub.publish(board.entries(now), now);
         *self.last_publish.lock().expect("clock") = Instant::now();
     }
@@ -126,6 +152,7 @@ fn export(hub: &Hub, metrics: &Metrics) {
         ("shopflow_dashboard_messages_total", get(&s.messages)),
         ("shopflow_dashboard_bytes_total", get(&s.bytes)),
         ("shopflow_dashboard_skips_total", get(&s.skips)),
+        ("shopflow_dashboard_dropped_total", get(&s.dropped)),
         ("shopflow_dashboard_states_total", get(&s.published)),
     ] {
         metrics.set_counter(name, value);
@@ -133,6 +160,7 @@ fn export(hub: &Hub, metrics: &Metrics) {
     for (why, value) in [
         ("message", get(&s.refused_messages)),
         ("token", get(&s.unauthorized)),
+        ("full", get(&s.full)),
     ] {
         metrics.set("shopflow_dashboard_refused_total", &[("why", why)], value);
     }

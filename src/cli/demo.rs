@@ -70,25 +70,22 @@ pub struct Args {
 /// Validates generated lines and passes them to the dataflow, counting rejections.
 struct Ingest {
     tx: SyncSender<Input>,
-    dashboard: Dashboard,
     metrics: Arc<Metrics>,
 }
 
 impl Sink for Ingest {
     fn emit(&mut self, kind: EventKind, _arrival: Timestamp, line: &[u8]) -> io::Result<()> {
+        self.metrics
+            .add("shopflow_messages_total", &[("topic", kind.topic())], 1);
         let input = match Input::from_line(kind, line) {
             Ok(input) => input,
             Err(e) => {
                 let reason = e.reason.code();
-                self.dashboard.board().rejected(reason);
                 let labels = [("topic", kind.topic()), ("reason", reason)];
                 self.metrics.add("shopflow_invalid_total", &labels, 1);
                 return Ok(());
             }
         };
-        self.dashboard.board().accepted();
-        self.metrics
-            .add("shopflow_messages_total", &[("topic", kind.topic())], 1);
         self.tx
             .send(input)
             .map_err(|_| io::Error::new(io::ErrorKind::Interrupted, "dataflow stopped"))
@@ -99,15 +96,11 @@ impl Sink for Ingest {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = args.dataflow.settings()?;
     let shutdown = Shutdown::install()?;
-    let dashboard = Dashboard::new(Board::new(settings.clone(), "demo"));
     let metrics = Arc::new(Metrics::default());
+    let dashboard = Dashboard::new(Board::new(settings.clone(), "demo"), metrics.clone());
     let rt = super::run::runtime()?;
-    let bound = dashboard.start(
-        &rt,
-        args.listen,
-        token(std::env::var(TOKEN_VAR).ok(), args.token_file.as_deref())?,
-        metrics.clone(),
-    )?;
+    let token = token(std::env::var(TOKEN_VAR).ok(), args.token_file.as_deref())?;
+    let bound = dashboard.start(&rt, args.listen, token)?;
     tracing::info!(%bound, "dashboard on http://{bound}/");
     // The history is played as fast as the dataflow takes it, then the
     // shop goes on in real time: the dashboard has something to show at once.
@@ -132,7 +125,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = shutdown.clone();
     let ingest = Ingest {
         tx,
-        dashboard: dashboard.clone(),
         metrics: metrics.clone(),
     };
     let generator = std::thread::Builder::new()
@@ -181,6 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("the dataflow thread panicked"))?
         .map_err(|e| anyhow::anyhow!(e))?;
+    dashboard.close();
     let board = dashboard.board();
     tracing::info!(lines = board.lines(), upto = %Timestamp(board.upto() as i64), "demo stopped");
     Ok(())

@@ -147,10 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let fx = start_fx_poller(&config, &metrics, &shutdown)?;
 
-    let dashboard = Dashboard::new(Board::new(config.dataflow.clone(), "run"));
+    let dashboard = Dashboard::new(Board::new(config.dataflow.clone(), "run"), metrics.clone());
     if let Some(listen) = config.dashboard_listen {
-        let bound =
-            dashboard.start(&rt, listen, config.dashboard_token.clone(), metrics.clone())?;
+        let bound = dashboard.start(&rt, listen, config.dashboard_token.clone())?;
         tracing::info!(%bound, "dashboard on http://{bound}/");
     }
     let tables = config
@@ -226,10 +225,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut last_log = Instant::now();
     while !dataflow.is_finished() {
         std::thread::sleep(Duration::from_millis(200));
-        dashboard.board().set_input(
-            metrics.total("shopflow_messages_total"),
-            metrics.by_label("shopflow_invalid_total", "reason"),
-        );
         dashboard.refresh_if_quiet();
         if config.console && last_log.elapsed() >= Duration::from_secs(1) {
             let view = render(&dashboard.board(), Timestamp(now_ms()));
@@ -251,6 +246,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     shutdown.request();
+    dashboard.close();
     if let Some(fx) = fx {
         fx.join().map_err(|_| anyhow!("the FX poller panicked"))?;
     }

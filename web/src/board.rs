@@ -1,11 +1,19 @@
 //! The board: what the live views show, kept up to date from completed steps.
 //!
-//! A [`Board`] absorbs each [`Progress`] of a live run (aggregates and
-//! dimensions through the sinks' freeze rule, order facts into per-minute,
-//! per-currency sums) and renders the state of that completed moment as the
-//! entry map of `docs/websocket.md`. The console view of `demo` and `run`
-//! reads the same board. Memory is bounded by the display window, not by
-//! uptime: older window rows are pruned after every step.
+//! A [`Board`] absorbs each [`Progress`] of a live run and renders the state
+//! of that completed moment as the entry map of `docs/websocket.md`:
+//!
+//! - window aggregates (sales per minute, funnel, top products) through the
+//!   sinks' freeze rule, pruned two hours behind the frontier;
+//! - order facts only as per-minute, per-currency sums, which freeze with
+//!   their minute, so they always add up to the minute rows;
+//! - rolling figures and counters as they are now: a retraction without a
+//!   new value means zero (they are not rows that age out);
+//! - product names, one per product.
+//!
+//! Nothing else is kept, so memory is bounded by the display window and the
+//! catalogue, not by uptime. The console view of `demo` and `run` reads the
+//! same board.
 
 use serde_json::{Value, json};
 use shopflow_dataflow::rows::{Ranking, Row, StatName, Table};
@@ -13,6 +21,7 @@ use shopflow_dataflow::run::{IngestCounts, Progress};
 use shopflow_dataflow::{Settings, Tables, Time};
 use shopflow_model::{Currency, Money, Timestamp};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Minutes shown by the revenue chart and the currency breakdown.
@@ -46,6 +55,10 @@ pub struct Board {
     too_late: VecDeque<(String, Timestamp, i64)>,
     /// (minute start, currency) -> (orders, USD cents) from order facts.
     by_currency: BTreeMap<(i64, Currency), (i64, i64)>,
+    /// Rolling figures and counters by key, as they are now.
+    current: BTreeMap<String, Row>,
+    /// Product id -> (valid_from of the newest version, its name).
+    names: BTreeMap<Arc<str>, (Timestamp, String)>,
     warehouse: Option<WarehouseCommit>,
 }
 
@@ -63,21 +76,13 @@ impl Board {
             title,
             too_late: VecDeque::new(),
             by_currency: BTreeMap::new(),
+            current: BTreeMap::new(),
+            names: BTreeMap::new(),
             warehouse: None,
         }
     }
 
-    /// Counts a valid line handed to the dataflow.
-    pub fn accepted(&mut self) {
-        self.lines += 1;
-    }
-
-    /// Counts a rejected line.
-    pub fn rejected(&mut self, reason: &'static str) {
-        *self.rejected.entry(reason.to_owned()).or_default() += 1;
-    }
-
-    /// Sets the input counts from elsewhere (`run` counts in its metrics).
+    /// Sets the input counts: valid lines accepted, and rejections by reason.
     pub fn set_input(&mut self, lines: u64, rejected: BTreeMap<String, u64>) {
         self.lines = lines;
         self.rejected = rejected;
@@ -102,33 +107,51 @@ impl Board {
             self.upto = p.upto;
         }
         let lo = Self::window_start(self.upto);
-        let mut by_time: BTreeMap<Time, Vec<(Row, isize)>> = BTreeMap::new();
-        for (row, t, d) in p.changes {
+        let mut changes = p.changes;
+        // Per time, retractions before insertions.
+        changes.sort_by_key(|c| (c.1, c.2));
+        let mut windows: BTreeMap<Time, Vec<(Row, isize)>> = BTreeMap::new();
+        for (row, t, d) in changes {
             match row {
                 Row::FactOrder(o) => {
                     let minute = o.ts.floor_to(MINUTE_MS).0;
-                    // A fact is never deleted: from its expiry on, a
-                    // retraction is the fact ageing out (apply.rs).
-                    if minute >= lo && t < self.settings.expiry(o.ts.0) {
+                    // The currency sums freeze with their minute's row, so
+                    // they always add up to it (apply.rs).
+                    if minute >= lo && t < self.settings.freeze(minute + MINUTE_MS) {
                         let sums = self.by_currency.entry((minute, o.currency)).or_default();
                         sums.0 += d as i64;
                         sums.1 += d as i64 * o.total_amount_usd.units();
                     }
                 }
-                Row::FactClick(_) | Row::FactCart(_) | Row::FactOrderItem(_) => {}
-                row => by_time.entry(t).or_default().push((row, d)),
+                Row::Rolling(_) | Row::Stat(_) => {
+                    let key = row.key();
+                    if d > 0 {
+                        self.current.insert(key, row);
+                    } else if self.current.get(&key) == Some(&row) {
+                        self.current.remove(&key);
+                    }
+                }
+                Row::DimProduct(v) if d > 0 => {
+                    let newest = self.names.get(v.product_id.as_str());
+                    if newest.is_none_or(|(from, _)| *from <= v.valid_from) {
+                        self.names
+                            .insert(v.product_id.as_str().into(), (v.valid_from, v.name));
+                    }
+                }
+                Row::SalesMinute(_) | Row::Funnel(_) | Row::TopProduct(_) => {
+                    windows.entry(t).or_default().push((row, d));
+                }
+                _ => {} // not shown: not kept
             }
         }
-        for (t, batch) in by_time {
+        for (t, batch) in windows {
             self.tables.apply_time(t, batch);
         }
         self.by_currency
             .retain(|(minute, _), sums| *minute >= lo && *sums != (0, 0));
         let keep_from = self.upto as i64 - KEEP_MS;
-        self.tables.retain(|row| match row {
-            Row::DimTime(d) => d.ts_minute.0 >= keep_from,
-            row => row.window_end().is_none_or(|end| end >= keep_from),
-        });
+        self.tables
+            .retain(|row| row.window_end().is_none_or(|end| end >= keep_from));
         for e in &p.too_late {
             tracing::debug!(event_id = e.event_id(), ts = %e.ts(), "too late: not applied live; a replay of its day applies it");
             self.too_late.push_front((
@@ -139,6 +162,10 @@ impl Board {
             self.too_late.truncate(3);
         }
         self.ingest = p.ingest;
+    }
+
+    /// Updates the events-per-second figure (call before rendering).
+    pub fn note_rate(&mut self) {
         let elapsed = self.rate.1.elapsed().as_secs_f64();
         if elapsed >= 2.0 {
             let per_s = self.lines.saturating_sub(self.rate.0) as f64 / elapsed;
@@ -188,8 +215,8 @@ impl Board {
 
     /// A dataflow counter.
     pub fn stat(&self, name: StatName) -> i64 {
-        self.tables
-            .rows(Table::Stats)
+        self.current
+            .values()
             .find_map(|r| match r {
                 Row::Stat(st) if st.name == name => Some(st.value),
                 _ => None,
@@ -206,17 +233,20 @@ impl Board {
             .last()
     }
 
-    /// The names of current product versions.
+    /// The name of each product's newest version.
     pub fn product_names(&self) -> BTreeMap<&str, &str> {
-        self.tables
-            .rows(Table::DimProduct)
-            .filter_map(|r| match r {
-                Row::DimProduct(p) if p.valid_to.is_none() => {
-                    Some((p.product_id.as_str(), p.name.as_str()))
-                }
-                _ => None,
-            })
+        self.names
+            .iter()
+            .map(|(id, (_, name))| (id.as_ref(), name.as_str()))
             .collect()
+    }
+
+    /// The rolling figures, 5 and 60 minutes (absent: zero).
+    pub fn rolling(&self) -> impl Iterator<Item = &shopflow_dataflow::rows::Rolling> {
+        self.current.values().filter_map(|r| match r {
+            Row::Rolling(r) => Some(r),
+            _ => None,
+        })
     }
 
     /// The state as the entry map of `docs/websocket.md`, at wall-clock `now_ms`.
@@ -260,14 +290,16 @@ impl Board {
                        "revenue_usd": Money::from_units(cents).to_string()}),
             );
         }
-        for row in self.tables.rows(Table::Rolling) {
-            if let Row::Rolling(r) = row {
-                out.insert(
-                    format!("rolling/{}", r.minutes),
-                    json!({"minutes": r.minutes, "orders": r.orders,
-                           "revenue_usd": r.revenue_usd.to_string(), "sessions": r.sessions}),
-                );
-            }
+        for minutes in [5, 60] {
+            let r = self.rolling().find(|r| r.minutes == minutes);
+            let (orders, revenue, sessions) = r.map_or((0, Money::ZERO, 0), |r| {
+                (r.orders, r.revenue_usd, r.sessions)
+            });
+            out.insert(
+                format!("rolling/{minutes}"),
+                json!({"minutes": minutes, "orders": orders,
+                       "revenue_usd": revenue.to_string(), "sessions": sessions}),
+            );
         }
         if let Some(Row::Funnel(f)) = self.last_complete(Table::AggFunnel5min) {
             out.insert(
@@ -339,6 +371,66 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shopflow_dataflow::rows::{DimUser, Rolling, Stat};
+
+    fn step(upto: Time, changes: Vec<(Row, isize)>) -> Progress {
+        Progress {
+            upto,
+            changes: changes.into_iter().map(|(r, d)| (r, upto - 1, d)).collect(),
+            ingest: IngestCounts::default(),
+            too_late: Vec::new(),
+        }
+    }
+
+    /// Regression: rolling figures and counters stuck at their last non-zero
+    /// value once they dropped to zero (zero is "no row" in the dataflow).
+    #[test]
+    fn rolling_figures_and_counters_drop_to_zero() {
+        let mut board = Board::new(Settings::default(), "test");
+        let rolling = Row::Rolling(Rolling {
+            minutes: 5,
+            orders: 3,
+            revenue_usd: Money::from_units(12_345),
+            sessions: 7,
+        });
+        let waiting = Row::Stat(Stat {
+            name: StatName::OrdersWaitingFx,
+            value: 1,
+        });
+        board.absorb(step(
+            60_000,
+            vec![(rolling.clone(), 1), (waiting.clone(), 1)],
+        ));
+        let e = board.entries(0);
+        assert_eq!(e["rolling/5"]["revenue_usd"], "123.45");
+        assert_eq!(e["health"]["waiting_fx"], 1);
+        board.absorb(step(120_000, vec![(rolling, -1), (waiting, -1)]));
+        let e = board.entries(0);
+        assert_eq!(
+            e["rolling/5"],
+            json!({"minutes": 5, "orders": 0, "revenue_usd": "0.00", "sessions": 0})
+        );
+        assert_eq!(e["health"]["waiting_fx"], 0);
+    }
+
+    /// Regression: dimension rows the board never shows were kept forever.
+    #[test]
+    fn rows_the_board_does_not_show_are_not_kept() {
+        let mut board = Board::new(Settings::default(), "test");
+        let users = (0..1_000)
+            .map(|i| {
+                let user = DimUser {
+                    user_id: format!("u{i}"),
+                    profile: None,
+                    first_seen: None,
+                    last_seen: None,
+                };
+                (Row::DimUser(user), 1)
+            })
+            .collect();
+        board.absorb(step(60_000, users));
+        assert_eq!(board.tables().rows(Table::DimUser).count(), 0);
+    }
 
     #[test]
     fn the_window_is_the_sixty_minutes_ending_with_the_frontier_minute() {

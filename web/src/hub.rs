@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Deltas kept for clients that are behind; further behind, they resync.
 pub const RING: usize = 256;
@@ -44,6 +44,10 @@ pub struct Stats {
     pub bytes: AtomicU64,
     /// Fresh snapshots sent to clients that fell behind the ring.
     pub skips: AtomicU64,
+    /// Clients dropped for not accepting a frame within the send timeout.
+    pub dropped: AtomicU64,
+    /// Websocket upgrades refused because the client limit was reached.
+    pub full: AtomicU64,
     /// Connections closed for a message the protocol does not allow.
     pub refused_messages: AtomicU64,
     /// Requests refused for a missing or wrong token.
@@ -64,12 +68,15 @@ struct Current {
     seq: u64,
     at: i64,
     entries: Arc<Entries>,
+    /// The snapshot message of this state, made once on first request.
+    snapshot: Option<Arc<str>>,
 }
 
 /// Numbered states and the ring of deltas.
 pub struct Hub {
     current: Mutex<Current>,
     ring: broadcast::Sender<Arc<Published>>,
+    closed: watch::Sender<bool>,
     /// Counters for `/metrics`.
     pub stats: Stats,
 }
@@ -106,8 +113,10 @@ impl Hub {
                 seq: 0,
                 at: 0,
                 entries: Arc::new(Entries::new()),
+                snapshot: None,
             }),
             ring: broadcast::channel(ring.max(1)).0,
+            closed: watch::channel(false).0,
             stats: Stats::default(),
         }
     }
@@ -121,6 +130,7 @@ impl Hub {
             seq,
             at: at_ms,
             entries: Arc::new(entries),
+            snapshot: None,
         };
         // Sent under the lock, so the ring's order is the numbering's order.
         // An error only means that no client is connected.
@@ -134,10 +144,14 @@ impl Hub {
         self.ring.subscribe()
     }
 
-    /// The current state's number and its snapshot message.
-    pub fn snapshot(&self) -> (u64, String) {
+    /// The current state's number and its snapshot message (serialized
+    /// once per state, however many clients ask).
+    pub fn snapshot(&self) -> (u64, Arc<str>) {
         let (seq, at, entries) = {
             let c = self.current.lock().expect("hub state");
+            if let Some(text) = &c.snapshot {
+                return (c.seq, text.clone());
+            }
             (c.seq, c.at, c.entries.clone())
         };
         let msg = Snapshot {
@@ -146,10 +160,24 @@ impl Hub {
             at,
             entries: &entries,
         };
-        (
-            seq,
-            serde_json::to_string(&msg).expect("JSON values serialize"),
-        )
+        let text: Arc<str> = serde_json::to_string(&msg)
+            .expect("JSON values serialize")
+            .into();
+        let mut c = self.current.lock().expect("hub state");
+        if c.seq == seq {
+            c.snapshot = Some(text.clone());
+        }
+        (seq, text)
+    }
+
+    /// Tells every session to close (the server is shutting down).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Becomes true when the hub closes.
+    pub fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
     }
 
     /// The number of the latest state.
@@ -229,5 +257,6 @@ mod tests {
             v,
             json!({"type": "snapshot", "seq": 2, "at": 11, "entries": {"a": 2}})
         );
+        assert!(Arc::ptr_eq(&text, &hub.snapshot().1), "made once per state");
     }
 }

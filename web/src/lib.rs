@@ -17,4 +17,4 @@ pub mod session;
 
 pub use board::{Board, WarehouseCommit};
 pub use hub::Hub;
-pub use server::{Options, routes, start};
+pub use server::{Options, Token, routes, start};

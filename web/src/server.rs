@@ -23,11 +23,23 @@ pub const MAX_TOKEN: usize = 256;
 /// Renders the Prometheus text for `/metrics`.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// A bearer token; its debug form never shows it.
+#[derive(Clone)]
+pub struct Token(pub Arc<str>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
 /// How the server behaves.
 #[derive(Clone)]
 pub struct Options {
     /// The bearer token `/api/*` and `/ws` require, if any.
-    pub token: Option<Arc<str>>,
+    pub token: Option<Token>,
+    /// Most websocket clients at once; more are refused with 503.
+    pub max_clients: u64,
     /// Heartbeat interval on quiet websockets.
     pub heartbeat: Duration,
     /// The `/metrics` body.
@@ -38,28 +50,40 @@ pub struct Options {
 struct Unauthorized;
 impl warp::reject::Reject for Unauthorized {}
 
+#[derive(Debug)]
+struct Full;
+impl warp::reject::Reject for Full {}
+
 #[derive(Deserialize)]
 struct TokenQuery {
     token: Option<String>,
 }
 
-/// Compares without an early exit, so timing says nothing about the token.
+/// Compares in time that depends only on the longer length, never on
+/// where the first difference is.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let n = a.len().max(b.len());
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..n {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
 }
 
-/// Whether a request's credentials satisfy `token`.
+/// Whether a request's credentials satisfy `token`: `Authorization: Bearer
+/// TOKEN` (scheme in any case) or `?token=TOKEN`.
 fn allowed(token: Option<&str>, header: Option<&str>, query: Option<&str>) -> bool {
     let Some(token) = token else { return true };
-    let offered = header
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .or(query)
-        .filter(|t| t.len() <= MAX_TOKEN);
+    let bearer = header
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let offered = bearer.or(query).filter(|t| t.len() <= MAX_TOKEN);
     offered.is_some_and(|t| same(t.as_bytes(), token.as_bytes()))
 }
 
 fn authorized(
-    token: Option<Arc<str>>,
+    token: Option<Token>,
     hub: Arc<Hub>,
 ) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     let query = warp::query::<TokenQuery>()
@@ -68,7 +92,8 @@ fn authorized(
     warp::header::optional::<String>("authorization")
         .and(query)
         .and_then(move |header: Option<String>, q: TokenQuery| {
-            let ok = allowed(token.as_deref(), header.as_deref(), q.token.as_deref());
+            let expected = token.as_ref().map(|t| t.0.as_ref());
+            let ok = allowed(expected, header.as_deref(), q.token.as_deref());
             if !ok {
                 hub.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
             }
@@ -117,13 +142,31 @@ pub fn routes(
         .and(auth.clone())
         .map(move || {
             let (_, text) = snap_hub.snapshot();
-            let reply = warp::reply::with_header(text, "content-type", "application/json");
+            let reply =
+                warp::reply::with_header(text.to_string(), "content-type", "application/json");
             warp::reply::with_header(reply, "cache-control", "no-store")
         });
     let heartbeat = options.heartbeat;
+    let (room_hub, max_clients) = (hub.clone(), options.max_clients);
+    let room = warp::any()
+        .and_then(move || {
+            let full = room_hub.stats.clients.load(Ordering::Relaxed) >= max_clients;
+            if full {
+                room_hub.stats.full.fetch_add(1, Ordering::Relaxed);
+            }
+            async move {
+                if full {
+                    Err(warp::reject::custom(Full))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .untuple_one();
     let ws = warp::path("ws")
         .and(warp::path::end())
         .and(auth)
+        .and(room)
         .and(warp::ws())
         .map(move |ws: warp::ws::Ws| {
             let hub = hub.clone();
@@ -148,6 +191,11 @@ async fn refused(r: Rejection) -> Result<warp::reply::Response, Infallible> {
         (
             StatusCode::UNAUTHORIZED,
             "missing or wrong token: send it as 'Authorization: Bearer TOKEN' or '?token=TOKEN' (the page takes it from its address: http://HOST/#token=TOKEN)",
+        )
+    } else if r.find::<Full>().is_some() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many dashboard clients: try again later, or ask the operator to raise the limit",
         )
     } else if r.is_not_found() {
         (
@@ -187,7 +235,8 @@ async fn serve_socket(hub: Arc<Hub>, socket: warp::ws::WebSocket, heartbeat: Dur
     session::run(hub, incoming, Box::pin(outgoing), heartbeat).await;
 }
 
-/// Binds `listen` and serves the dashboard on `rt`; returns the bound address.
+/// Binds `listen` and serves the dashboard on `rt` until the hub closes;
+/// returns the bound address.
 pub fn start(
     rt: &tokio::runtime::Runtime,
     listen: SocketAddr,
@@ -196,7 +245,13 @@ pub fn start(
 ) -> std::io::Result<SocketAddr> {
     let listener = rt.block_on(tokio::net::TcpListener::bind(listen))?;
     let bound = listener.local_addr()?;
-    rt.spawn(warp::serve(routes(hub, options)).incoming(listener).run());
+    let mut closed = hub.closed();
+    let server = warp::serve(routes(hub, options))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = closed.wait_for(|c| *c).await;
+        });
+    rt.spawn(server.run());
     Ok(bound)
 }
 
@@ -212,6 +267,8 @@ mod tests {
         assert!(!allowed(Some("s3cret"), None, None));
         assert!(!allowed(Some("s3cret"), Some("Bearer s3cre"), None));
         assert!(!allowed(Some("s3cret"), Some("s3cret"), None));
+        assert!(allowed(Some("s3cret"), Some("bearer s3cret"), None));
+        assert!(!allowed(Some("s3cret"), Some("Basic s3cret"), None));
         assert!(!allowed(Some("s3cret"), None, Some("s3cret!")));
         let long = "x".repeat(300);
         assert!(!allowed(Some(&long), None, Some(&long)));

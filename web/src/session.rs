@@ -6,7 +6,10 @@
 //! delta after it in order. A client that fell behind the ring gets a fresh
 //! snapshot instead of the deltas it missed. A heartbeat goes out when
 //! nothing else did for a while. The only message a client may send is
-//! `{"type": "resync"}`; anything else closes the session with code 1008.
+//! `{"type": "resync"}`, answered at most once a second; anything else
+//! closes the session with code 1008. A client that does not take a frame
+//! within [`SEND_TIMEOUT`] is dropped, and when the hub closes every session
+//! ends with code 1001.
 
 use crate::hub::{Hub, heartbeat_text};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -21,6 +24,15 @@ pub const MAX_CLIENT_MESSAGE: usize = 256;
 
 /// Websocket close code for a message the protocol does not allow.
 pub const POLICY_VIOLATION: u16 = 1008;
+
+/// Websocket close code for a server going away.
+pub const GOING_AWAY: u16 = 1001;
+
+/// How long a client may take to accept one frame before it is dropped.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The least time between two snapshots a client asks for.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A frame from the client, as the session sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +77,11 @@ fn refusal(text: &str) -> Option<String> {
     }
 }
 
+/// Resolves when the hub closes (or is gone).
+async fn until_closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closed| *closed).await;
+}
+
 /// Runs one session until the client leaves, the hub closes, or a send fails.
 pub async fn run<In, Out>(hub: Arc<Hub>, mut incoming: In, mut outgoing: Out, heartbeat: Duration)
 where
@@ -74,21 +91,30 @@ where
     hub.stats.clients.fetch_add(1, Ordering::Relaxed);
     hub.stats.connections.fetch_add(1, Ordering::Relaxed);
     let mut ring = hub.subscribe();
+    let mut closing = hub.closed();
     let mut held = 0;
     let mut send_snapshot = true;
+    let mut resync_asked = false;
     let mut last_sent = Instant::now();
+    let mut last_snapshot = Instant::now();
     loop {
         let text: Arc<str> = if std::mem::take(&mut send_snapshot) {
             let (seq, text) = hub.snapshot();
             held = seq;
-            text.into()
+            last_snapshot = Instant::now();
+            text
         } else {
             tokio::select! {
+                () = until_closed(&mut closing) => {
+                    let bye = ToClient::Close(GOING_AWAY, "the server is shutting down".into());
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, outgoing.send(bye)).await;
+                    break;
+                }
                 frame = incoming.next() => match frame {
                     None | Some(FromClient::Close) => break,
                     Some(FromClient::Control) => continue,
                     Some(FromClient::Text(t)) if refusal(&t).is_none() => {
-                        send_snapshot = true;
+                        resync_asked = true;
                         continue;
                     }
                     Some(other) => {
@@ -98,10 +124,16 @@ where
                         };
                         hub.stats.refused_messages.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%reason, "closing a dashboard client");
-                        let _ = outgoing.send(ToClient::Close(POLICY_VIOLATION, reason)).await;
+                        let bye = ToClient::Close(POLICY_VIOLATION, reason);
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, outgoing.send(bye)).await;
                         break;
                     }
                 },
+                () = tokio::time::sleep_until(last_snapshot + RESYNC_INTERVAL), if resync_asked => {
+                    resync_asked = false;
+                    send_snapshot = true;
+                    continue;
+                }
                 published = ring.recv() => match published {
                     Ok(p) if p.seq <= held => continue,
                     Ok(p) if p.seq == held + 1 => {
@@ -121,8 +153,15 @@ where
             }
         };
         hub.stats.sent(text.len());
-        if outgoing.send(ToClient::Text(text)).await.is_err() {
-            break;
+        let sent = tokio::time::timeout(SEND_TIMEOUT, outgoing.send(ToClient::Text(text))).await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break, // gone
+            Err(_) => {
+                hub.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("dropping a dashboard client that does not read");
+                break;
+            }
         }
         last_sent = Instant::now();
     }

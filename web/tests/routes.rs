@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use shopflow_web::hub::Entries;
-use shopflow_web::{Hub, Options, routes};
+use shopflow_web::{Hub, Options, Token, routes};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +18,24 @@ fn setup() -> Arc<Hub> {
 
 fn options(token: Option<&str>) -> Options {
     Options {
-        token: token.map(Into::into),
+        token: token.map(|t| Token(t.into())),
+        max_clients: 2,
         heartbeat: Duration::from_secs(3600),
         metrics: Arc::new(|| "shopflow_test 1\n".to_owned()),
     }
+}
+
+/// Whether a websocket handshake on `path` is refused.
+async fn refused<F>(api: &F, path: &str) -> bool
+where
+    F: warp::Filter + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply + Send,
+{
+    warp::test::ws()
+        .path(path)
+        .handshake(api.clone())
+        .await
+        .is_err()
 }
 
 #[tokio::test]
@@ -92,13 +106,7 @@ async fn the_snapshot_and_the_websocket_need_the_token_when_one_is_set() {
         assert_eq!(v["type"], "snapshot");
         assert_eq!(v["entries"]["meta"]["title"], "test");
     }
-    assert!(
-        warp::test::ws()
-            .path("/ws")
-            .handshake(api.clone())
-            .await
-            .is_err()
-    );
+    assert!(refused(&api, "/ws").await);
     assert!(
         warp::test::ws()
             .path("/ws?token=nope")
@@ -142,4 +150,29 @@ async fn the_snapshot_and_the_websocket_need_the_token_when_one_is_set() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 4
     );
+}
+
+#[tokio::test]
+async fn clients_beyond_the_limit_are_refused_and_a_closing_hub_says_goodbye() {
+    let hub = setup();
+    let api = routes(hub.clone(), options(None));
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut ws = warp::test::ws()
+            .path("/ws")
+            .handshake(api.clone())
+            .await
+            .unwrap();
+        ws.recv().await.unwrap(); // the snapshot: the session runs
+        open.push(ws);
+    }
+    assert!(refused(&api, "/ws").await);
+    assert_eq!(hub.stats.full.load(std::sync::atomic::Ordering::Relaxed), 1);
+    hub.close();
+    for ws in &mut open {
+        let bye = tokio::time::timeout(Duration::from_secs(5), ws.recv())
+            .await
+            .expect("a closing hub ends every session");
+        assert!(bye.is_err() || bye.unwrap().is_close());
+    }
 }
