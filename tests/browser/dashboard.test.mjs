@@ -4,17 +4,25 @@
 //   scripts/browser-setup.sh                       # chromium + node_modules, once
 //   SHOPFLOW_BIN=$CARGO_TARGET_DIR/release/shopflow node tests/browser/dashboard.test.mjs
 //
-// It checks, in order: the page goes live; numbers change as events flow;
-// a dropped socket is shown as lost and the page reconnects by itself; the
-// funnel is nested (active >= carted >= purchased, on the page and in
-// /api/snapshot) once the first 5-minute window completes, which is as soon as
-// the demo has caught up with its history (--history 6m); no console errors, warnings
-// or page errors. It saves a full-page screenshot (1440x900 viewport) to
-// $ARTIFACTS_DIR/dashboard.png (default tests/browser/artifacts/).
+// The demo runs with SHOPFLOW_DASHBOARD_TOKEN set to a random token and the
+// page is opened at /#token=TOKEN. It checks, in order: /api/snapshot answers
+// 401 (JSON with "error") without the token and 200 with "Authorization:
+// Bearer TOKEN"; the page goes live and takes the token out of its address;
+// numbers change as events flow; a dropped socket is shown as lost and the
+// page reconnects by itself; the funnel is nested (active >= carted >=
+// purchased, on the page and in /api/snapshot) once the first 5-minute window
+// completes, which is as soon as the demo has caught up with its history
+// (--history 6m); the 60-minute KPIs equal the chart's bars and the currency
+// panel on every rendered state, and the minutes of /api/snapshot at the same
+// seq; a late-data correction is shown (the demo sends 2 % late events);
+// no console errors, warnings or page errors. It saves a full-page screenshot
+// (1440x900 viewport) to $ARTIFACTS_DIR/dashboard.png (default tests/browser/artifacts/).
 //
 // Environment:
 //   SHOPFLOW_BIN        the shopflow binary (required unless DASHBOARD_URL is set)
 //   DASHBOARD_URL       test a server that is already running instead (e.g. a mock)
+//   DASHBOARD_TOKEN     with DASHBOARD_URL: the token that server requires (none: the
+//                       401 check is skipped); with SHOPFLOW_BIN a random one is used
 //   SHOPFLOW_DEMO_RATE  events/s for the demo (default 2000)
 //   SHOPFLOW_DEMO_HISTORY event time played before now (default 6m: the funnel
 //                       is complete once it is caught up)
@@ -27,6 +35,7 @@
 // Prints one line per check and ends with "N passed, N failed"; exit code 1 on failure.
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -41,6 +50,10 @@ const RATE = process.env.SHOPFLOW_DEMO_RATE || '2000';
 // 5-minute funnel window exists as soon as the history is caught up.
 const HISTORY = process.env.SHOPFLOW_DEMO_HISTORY || '6m';
 const FUNNEL_TIMEOUT_MS = Number(process.env.FUNNEL_TIMEOUT_S || 180) * 1000;
+const CORRECTION_TIMEOUT_MS = 120_000;
+// The dashboard token: random for our own demo, as given for an external server.
+const TOKEN = process.env.DASHBOARD_URL ? process.env.DASHBOARD_TOKEN || '' : crypto.randomBytes(16).toString('hex');
+const AUTH = TOKEN ? { authorization: `Bearer ${TOKEN}` } : {};
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -75,7 +88,7 @@ function freePort() {
 function startDemo(bin, port) {
   const args = ['demo', '--listen', `127.0.0.1:${port}`, '--rate', RATE, '--history', HISTORY];
   log(`starting ${bin} ${args.join(' ')}`);
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHOPFLOW_DASHBOARD_TOKEN: TOKEN } });
   const tail = [];
   const keep = (buf) => { tail.push(...buf.toString().split('\n').filter(Boolean)); tail.splice(0, Math.max(0, tail.length - 80)); };
   child.stdout.on('data', keep);
@@ -94,6 +107,36 @@ async function stopDemo(child) {
 
 async function httpOk(url) {
   try { return (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok; } catch { return false; }
+}
+
+/** GET /api/snapshot with the token (header form); the parsed snapshot message, or null. */
+async function apiSnapshot(base) {
+  try {
+    const r = await fetch(new URL('api/snapshot', base), { headers: AUTH, signal: AbortSignal.timeout(5000) });
+    return r.ok ? await r.json() : null;
+  } catch { return null; }
+}
+
+/** "1234.5" | "1234.50" -> 123450n (exact); throws on anything else. */
+function cents(s) {
+  const m = /^(-?)(\d+)(?:\.(\d{1,2}))?$/.exec(String(s));
+  check(m, `not a decimal money string: ${JSON.stringify(s)}`);
+  const c = BigInt(m[2]) * 100n + BigInt((m[3] || '0').padEnd(2, '0'));
+  return m[1] ? -c : c;
+}
+const sumCents = (list) => list.reduce((a, v) => a + cents(v), 0n);
+
+/** Minute revenue over the 60 slots the page charts (the minute holding upto - 1 and the 59 before). */
+function minuteSum(entries) {
+  const last = Math.floor((entries.meta.upto - 1) / 60_000) * 60_000;
+  let chart = 0n, all = 0n, orders = 0;
+  for (const [k, m] of Object.entries(entries)) {
+    if (!k.startsWith('minute/')) continue;
+    all += cents(m.revenue_usd);
+    if (m.start > last - 60 * 60_000 && m.start <= last) { chart += cents(m.revenue_usd); orders += m.orders; }
+  }
+  const currency = Object.entries(entries).filter(([k]) => k.startsWith('currency/')).map(([, c]) => c.revenue_usd);
+  return { chart, all, orders, currency: sumCents(currency) };
 }
 
 /** The values of the elements the page exposes for tests. */
@@ -155,6 +198,23 @@ async function main() {
       demo.exited.then((how) => problems.push(`demo exited (${how}) during the test`));
     }
 
+    await step('/api/snapshot: 401 with a JSON "error" without (or with a wrong) token, 200 with Authorization: Bearer', async () => {
+      if (!TOKEN) { log('   DASHBOARD_URL without DASHBOARD_TOKEN: token checks skipped'); return; }
+      const url = new URL('api/snapshot', base);
+      for (const headers of [{}, { authorization: `Bearer ${'0'.repeat(TOKEN.length)}` }]) {
+        const r = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+        const body = await r.text();
+        let json = null;
+        try { json = JSON.parse(body); } catch { /* checked below */ }
+        check(r.status === 401, `GET /api/snapshot ${headers.authorization ? 'with a wrong token' : 'without a token'}: HTTP ${r.status}, expected 401`);
+        check(json && typeof json.error === 'string' && json.error.length > 0, `the 401 body is no JSON with "error": ${body.slice(0, 200)}`);
+      }
+      const ok = await fetch(url, { headers: AUTH, signal: AbortSignal.timeout(5000) });
+      check(ok.status === 200, `GET /api/snapshot with Authorization: Bearer TOKEN: HTTP ${ok.status}, expected 200`);
+      const snap = await ok.json();
+      check(snap.type === 'snapshot' && Number.isInteger(snap.seq) && snap.entries, `unexpected snapshot: ${JSON.stringify(snap).slice(0, 200)}`);
+    });
+
     check(fs.existsSync(CHROMIUM), `no browser at ${CHROMIUM}: run scripts/browser-setup.sh (installs Debian's chromium)`);
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'shopflow-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
@@ -169,10 +229,43 @@ async function main() {
     page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
     page.on('response', (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`); });
     if (process.env.DASHBOARD_ASSETS) await serveAssetsFrom(page, base, process.env.DASHBOARD_ASSETS);
-    await page.goto(base);
+    await page.goto(TOKEN ? `${base}#token=${TOKEN}` : base);
 
     await step('the page goes live within 30 s', async () => {
       await until(30_000, 'body[data-status] never became "live"', async () => (await readPage(page)).status === 'live');
+    });
+
+    await step('the token is gone from the address bar (kept in sessionStorage); a reload without it goes live', async () => {
+      if (!TOKEN) return;
+      const at = () => page.evaluate(() => ({ hash: location.hash, href: location.href, stored: sessionStorage.getItem('shopflow.token') }));
+      const where = await at();
+      check(!where.hash.includes(TOKEN) && !where.href.includes(TOKEN) && !page.url().includes(TOKEN),
+        `the token is still in the address: ${where.href}`);
+      check(where.stored === TOKEN, 'the token is not in sessionStorage["shopflow.token"]');
+      await page.reload();
+      check(!(await at()).href.includes(TOKEN), 'the reloaded address holds the token');
+      await until(30_000, 'after a reload (token from sessionStorage) the page did not go live', async () => (await readPage(page)).status === 'live');
+      // a token put into the hash later is taken (and removed) too, on a fresh socket
+      const old = await page.evaluate((t) => { window.__tokenSocket = window.__shopflow.socket; location.hash = `token=${t}`; return location.href; }, TOKEN);
+      await until(10_000, `a #token=... set later stayed in the address or gave no new live socket (${old})`, () => page.evaluate((t) =>
+        !location.href.includes(t) && window.__shopflow.socket !== window.__tokenSocket && document.body.dataset.status === 'live'
+        && window.__shopflow.socket.readyState === WebSocket.OPEN, TOKEN));
+    });
+
+    // From here on, every rendered state's 60-minute KPIs, chart bars and currency cells are recorded by seq.
+    await page.evaluate(() => {
+      const rendered = window.__rendered = new Map();
+      const v = (id) => document.getElementById(id).dataset.value;
+      const all = (sel) => [...document.querySelectorAll(sel)].map((n) => n.dataset.value);
+      const record = () => {
+        const seq = Number(document.body.dataset.seq);
+        if (!v('upto')) return; // no event time complete yet: no chart
+        rendered.set(seq, { seq, revenue: v('kpi-revenue'), orders: v('kpi-orders'), aov: v('kpi-aov'),
+          bars: all('#chart-revenue rect.bar'), currency: all('#currency td.v') });
+        if (rendered.size > 2000) rendered.delete(rendered.keys().next().value);
+      };
+      record();
+      new MutationObserver(record).observe(document.body, { attributes: true, attributeFilter: ['data-seq'] });
     });
 
     await step('numbers change as events flow (seq and revenue/orders, within 60 s)', async () => {
@@ -211,7 +304,7 @@ async function main() {
       let lastNote = started, seen = 0, apiSeen = 0;
       const found = await until(FUNNEL_TIMEOUT_MS, 'no funnel appeared (no 5-minute window completed)', async () => {
         const now = await readPage(page);
-        const apiFunnel = await fetch(new URL('api/snapshot', base)).then((r) => r.json()).then((s) => s.entries && s.entries.funnel, () => null);
+        const apiFunnel = await apiSnapshot(base).then((s) => s && s.entries && s.entries.funnel);
         if (apiFunnel) { assertNested(apiFunnel, '/api/snapshot entries.funnel'); apiSeen++; }
         if (now.active !== '') { assertNested(now, 'page'); seen++; }
         if (Date.now() - lastNote > 30_000) {
@@ -229,6 +322,49 @@ async function main() {
       // a few more states, each nested
       for (let i = 0; i < 5; i++) { await sleep(1000); assertNested(await readPage(page), 'page'); }
       log(`   funnel active ${found.active} >= carted ${found.carted} >= purchased ${found.purchased} (${seen} page reads, ${apiSeen} snapshots)`);
+    });
+
+    await step('60-min KPIs = chart bars = currency panel on every rendered state, = /api/snapshot minutes at the same seq', async () => {
+      const halfEven = (n, d) => { const q = n / d, t = 2n * (n % d); return t > d || (t === d && q % 2n === 1n) ? q + 1n : q; };
+      let matched = 0, tries = 0;
+      const deadline = Date.now() + 30_000;
+      while (matched < 3 && Date.now() < deadline) {
+        tries++;
+        const snap = await apiSnapshot(base);
+        check(snap && snap.entries && snap.entries.meta, 'GET /api/snapshot (with the token) failed');
+        const api = minuteSum(snap.entries);
+        check(api.chart === api.all && api.chart === api.currency,
+          `/api/snapshot #${snap.seq}: minutes in the window ${api.chart}, all minutes ${api.all}, currencies ${api.currency} (cents) differ`);
+        // the page renders at most one state per frame, so it may skip this seq: then try another
+        const seen = await until(3000, 'no page state', () => page.evaluate((seq) => {
+          const r = window.__rendered, last = [...r.keys()].pop();
+          return last >= seq ? { at: r.get(seq) || null } : null;
+        }, snap.seq), 50).catch(() => ({ at: null }));
+        if (!seen.at) { await sleep(100); continue; }
+        matched++;
+        check(cents(seen.at.revenue) === api.chart && Number(seen.at.orders) === api.orders,
+          `seq ${snap.seq}: page KPI revenue ${seen.at.revenue} / orders ${seen.at.orders}, /api/snapshot minutes ${api.chart} cents / ${api.orders} orders`);
+      }
+      check(matched > 0, `no rendered page state matched an /api/snapshot seq in ${tries} tries`);
+      const states = await page.evaluate(() => [...window.__rendered.values()]);
+      check(states.length > 0, 'no rendered states recorded');
+      for (const st of states) {
+        const rev = cents(st.revenue), bars = sumCents(st.bars), cur = sumCents(st.currency), orders = BigInt(st.orders);
+        check(st.bars.length === 60, `seq ${st.seq}: ${st.bars.length} bars, expected 60`);
+        check(rev === bars && rev === cur, `seq ${st.seq}: KPI revenue ${st.revenue}, sum of bars ${bars}, sum of currencies ${cur} (cents) differ`);
+        check(orders === 0n ? st.aov === '' : cents(st.aov) === halfEven(rev, orders), `seq ${st.seq}: AOV ${st.aov} is not ${st.revenue} / ${st.orders}`);
+      }
+      const last = states[states.length - 1];
+      log(`   ${states.length} rendered states consistent (last #${last.seq}: $${last.revenue}, ${last.orders} orders, AOV $${last.aov}); `
+        + `${matched} matched /api/snapshot by seq in ${tries} tries`);
+    });
+
+    await step(`a late-data correction is shown (within ${CORRECTION_TIMEOUT_MS / 1000} s)`, async () => {
+      const first = await until(CORRECTION_TIMEOUT_MS, 'no li.correction appeared in #corrections', () => page.evaluate(() => {
+        const li = document.querySelector('#corrections li.correction');
+        return li && li.textContent;
+      }), 500);
+      log(`   ${first}`);
     });
 
     await step('no console errors or warnings, no page errors', async () => {

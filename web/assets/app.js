@@ -1,34 +1,33 @@
-/* shopflow dashboard: the script of the live page the web/ crate serves at `/`.
+/* shopflow dashboard: the script of the page the web/ crate serves at `/`. Plain ES2020,
+ * no build step, no libraries, no network but its own server. Client of docs/websocket.md:
+ *  - holds the state map (entry name -> object) and its seq; a `snapshot`
+ *    replaces it; a `delta` applies only at seq held + 1; a gap sends
+ *    {"type":"resync"} once and waits; a delta at or below held is ignored;
+ *  - 15 s of silence = lost; reconnects back off 0.5 s doubling to 10 s,
+ *    jittered ±20 %, reset only after a connection stayed live for 10 s;
+ *  - the token comes from #token=... (kept in sessionStorage, removed from
+ *    the address bar and history) and goes out as /ws?token=...;
+ *  - late-data corrections come from deltas only, never from comparing a
+ *    fresh snapshot with the old state (a restarted server differs everywhere);
+ *  - an absent entry (never sent, or removed by a delta) is zero or empty.
+ * Money is summed and formatted exactly in integer cents; AOV rounds half to even. The
+ * 60-minute KPIs sum the chart's 60 minute/* slots: they equal the chart and currency panel.
  *
- * Plain ES2020, no build step, no libraries, no network but the page's own
- * server. It is the client side of docs/websocket.md:
- *  - holds the state map (entry name -> object) and the seq of that state;
- *  - a `snapshot` replaces the state; a `delta` is applied only when its seq is
- *    exactly held + 1; a gap sends {"type":"resync"} once and waits for the
- *    snapshot; a delta at or below the held seq is stale and ignored;
- *  - 15 s without any message counts as a lost connection; reconnects back
- *    off from 0.5 s, doubling to 10 s, each delay jittered by ±20 %;
- *  - the token comes from the address fragment (#token=...) and is passed as
- *    /ws?token=...; fragments never reach server logs.
- * Money arrives as decimal strings ("1234.50") and is formatted from the
- * string; the AOV is computed exactly in integer cents (round half to even).
- *
- * Hooks for tests (tests/browser/dashboard.test.mjs):
- *  - body[data-status]: "connecting" (first connect) | "live" | "lost";
- *  - body[data-seq]: the seq of the state held ("0" before any snapshot);
- *  - #kpi-revenue #kpi-orders #kpi-aov #kpi-sessions #funnel-active
- *    #funnel-carted #funnel-purchased #health-lag #health-eps #upto carry
- *    data-value = the raw value as sent or computed (integers without
- *    separators, money as "1234.50", lag in ms, upto in epoch ms; "" while
- *    unknown). Their text is for people: counts with "," thousands
- *    separators ("1,234"), money as "$1,234.50", upto as HH:MM:SS UTC.
- *  - window.__shopflow = {socket, state(), reconnect()} for debugging.
+ * Hooks for tests (tests/browser/dashboard.test.mjs): body[data-status]
+ * ("connecting" | "live" | "lost") and body[data-seq] (the seq rendered);
+ * #kpi-revenue #kpi-orders #kpi-aov #kpi-sessions #funnel-active
+ * #funnel-carted #funnel-purchased #health-lag #health-eps #upto, the
+ * currency cells #currency td.v and the bars #chart-revenue rect.bar carry
+ * data-value = the raw value (integers without separators, money "1234.50",
+ * lag ms, upto epoch ms; "" while unknown); their text is for people
+ * ("1,234", "$1,234.50", HH:MM:SS UTC). Corrections shown: #corrections
+ * li.correction. window.__shopflow = {socket, state(), reconnect(), corrections}.
  */
 'use strict';
 (() => {
   const MINUTE = 60_000;
   const SLOTS = 60; // minutes on the chart
-  const SILENCE_MS = 15_000, BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 10_000, RESYNC_RETRY_MS = 5_000;
+  const SILENCE_MS = 15_000, BACKOFF_MIN_MS = 500, BACKOFF_MAX_MS = 10_000, STABLE_MS = 10_000, RESYNC_RETRY_MS = 5_000;
   const SVG = 'http://www.w3.org/2000/svg';
   const $ = (id) => document.getElementById(id);
 
@@ -87,23 +86,31 @@
   }
 
   // ---------- connection ----------
-  const conn = { socket: null, synced: false, attempt: 0, retryAt: 0, retryTimer: 0, watchdog: 0, resyncAt: 0, lastReason: '' };
+  const conn = { socket: null, synced: false, attempt: 0, retryAt: 0, retryTimer: 0, watchdog: 0, stable: 0, resyncAt: 0, lastReason: '' };
   let held = { seq: 0, entries: {}, at: 0, receivedAt: 0 };
   const corrections = []; // newest first: {start, from, to, ordersFrom, ordersTo, times, seenAt}
   const pendingFlashes = new Set(); // minutes corrected since the last render
   let renderQueued = false;
 
-  function token() {
-    const m = /(?:^#?|&)token=([^&]*)/.exec(location.hash.replace(/^#/, ''));
-    if (!m) return '';
-    try { return decodeURIComponent(m[1]); } catch { return m[1]; }
+  const TOKEN_KEY = 'shopflow.token';
+  let token = ''; // for /ws; see takeToken
+  /** Takes #token=... out of the address (kept in sessionStorage, gone from the URL and history);
+   * without one in the address, the token stored in this tab's session. */
+  function takeToken() {
+    const parts = location.hash.replace(/^#/, '').split('&'), i = parts.findIndex((p) => p.startsWith('token='));
+    const store = (f) => { try { return f(window.sessionStorage); } catch { return null; } }; // storage may be off
+    if (i < 0) { token = token || store((s) => s.getItem(TOKEN_KEY)) || ''; return; }
+    const raw = parts.splice(i, 1)[0].slice(6);
+    try { token = decodeURIComponent(raw); } catch { token = raw; }
+    store((s) => (token ? s.setItem(TOKEN_KEY, token) : s.removeItem(TOKEN_KEY)));
+    const rest = parts.filter(Boolean).join('&');
+    history.replaceState(history.state, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
   }
   function wsUrl() {
     const url = new URL('ws', location.href); // same host (and path prefix) as the page
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     url.hash = '';
-    const t = token();
-    url.search = t ? `?token=${encodeURIComponent(t)}` : '';
+    url.search = token ? `?token=${encodeURIComponent(token)}` : '';
     return url.href;
   }
 
@@ -130,6 +137,7 @@
   }
   function dropSocket() {
     clearTimeout(conn.watchdog);
+    clearTimeout(conn.stable);
     const ws = conn.socket;
     conn.socket = null;
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
@@ -161,6 +169,8 @@
     try { msg = JSON.parse(data); } catch { return; }
     if (msg.type === 'snapshot') {
       conn.resyncAt = 0;
+      // the backoff resets once this socket stayed live a while, not on a snapshot then a drop
+      if (!conn.synced) conn.stable = setTimeout(() => { if (ws === conn.socket) conn.attempt = 0; }, STABLE_MS);
       conn.synced = true;
       apply(msg, msg.entries || {}, null);
     } else if (msg.type === 'delta') {
@@ -178,8 +188,8 @@
     for (const k of del || []) delete next[k];
     Object.assign(next, set);
     held = { seq: msg.seq, entries: next, at: msg.at, receivedAt: Date.now() };
-    if (del === null) conn.attempt = 0;
-    for (const start of findCorrections(before, next)) pendingFlashes.add(start);
+    // corrections from deltas only: a snapshot may follow a server restart, where every minute differs
+    if (del !== null) for (const start of findCorrections(before, next, [...Object.keys(set), ...del])) pendingFlashes.add(start);
     setStatus('live');
     if (renderQueued) return;
     renderQueued = true; // at most one render per frame, however fast states arrive
@@ -207,13 +217,13 @@
   }
 
   // ---------- late-data corrections ----------
-  /** Minutes whose entry changed (or vanished inside the window) after it was complete.
+  /** Minutes a delta changed (or removed inside the window) after they were complete.
    * A minute corrected again keeps one line: first value -> latest, with a count. */
-  function findCorrections(before, next) {
+  function findCorrections(before, next, keys) {
     if (!before.meta || !next.meta) return [];
     const windowStart = lastMinute(next) - (SLOTS - 1) * MINUTE;
     const found = [];
-    for (const k of Object.keys(before)) {
+    for (const k of keys) {
       const old = before[k];
       if (!k.startsWith('minute/') || !old || !old.complete) continue;
       const now = next[k];
@@ -229,6 +239,14 @@
 
   // ---------- rendering ----------
   const lastMinute = (entries) => Math.floor((entries.meta.upto - 1) / MINUTE) * MINUTE;
+  /** The chart's 60 minute slots (the minute holding upto - 1 and the 59 before it); no entry: no orders. */
+  function windowSlots(e) {
+    const first = lastMinute(e) - (SLOTS - 1) * MINUTE;
+    return Array.from({ length: SLOTS }, (_, i) => {
+      const start = first + i * MINUTE, row = e[`minute/${start}`];
+      return { start, row, c: (row && cents(row.revenue_usd)) || 0n, orders: row ? Number(row.orders) || 0 : 0 };
+    });
+  }
 
   function render() {
     const e = held.entries;
@@ -238,8 +256,9 @@
     document.title = `shopflow · ${e.meta.title || ''}`;
     const started = e.meta.upto > 0; // 0 until the first event time completes
     setVal('upto', started ? e.meta.upto : '', started ? hhmmss(e.meta.upto) : '--:--:--');
-    renderKpis(e);
-    if (started) chart.render(e);
+    const slots = started ? windowSlots(e) : [];
+    renderKpis(e, slots);
+    if (started) chart.render(slots);
     renderFunnel(e.funnel);
     renderCurrencies(e);
     renderTop('top-revenue', e['top/revenue'], fmtUsd);
@@ -249,17 +268,19 @@
     renderFooter();
   }
 
-  function renderKpis(e) {
-    const r60 = e['rolling/60'], r5 = e['rolling/5'];
-    setVal('kpi-revenue', r60 && r60.revenue_usd, r60 ? fmtUsd(r60.revenue_usd) : '—', true);
-    setVal('kpi-orders', r60 && r60.orders, r60 ? fmtInt(r60.orders) : '—');
-    const rc = r60 && cents(r60.revenue_usd);
-    const aov = rc !== null && rc !== undefined && r60.orders > 0 ? divHalfEven(rc, BigInt(r60.orders)) : null;
+  function renderKpis(e, slots) {
+    // 60 minutes: exactly the chart's slots (so chart, KPI and currency panel agree to the cent)
+    const c = slots.reduce((a, s) => a + s.c, 0n), orders = slots.reduce((a, s) => a + s.orders, 0);
+    setVal('kpi-revenue', centsStr(c), fmtUsd(c), true);
+    setVal('kpi-orders', orders, fmtInt(orders));
+    const aov = orders > 0 && c >= 0n ? divHalfEven(c, BigInt(orders)) : null;
     setVal('kpi-aov', aov === null ? '' : centsStr(aov), aov === null ? '—' : fmtUsd(aov), true);
-    setVal('kpi-sessions', r5 && r5.sessions, r5 ? fmtInt(r5.sessions) : '—');
-    $('kpi-revenue-sub').textContent = r5 ? `last 5 min ${fmtUsd(r5.revenue_usd)}` : '\u00a0';
-    $('kpi-orders-sub').textContent = r5 ? `last 5 min ${fmtInt(r5.orders)}` : '\u00a0';
-    $('kpi-sessions-sub').textContent = r60 ? `${fmtInt(r60.sessions)} in the last 60 min` : '\u00a0';
+    // sliding windows; an absent rolling entry is zero (the server drops it when it falls to zero)
+    const zero = { orders: 0, revenue_usd: '0.00', sessions: 0 }, r5 = e['rolling/5'] || zero, r60 = e['rolling/60'] || zero;
+    setVal('kpi-sessions', r5.sessions, fmtInt(r5.sessions));
+    $('kpi-revenue-sub').textContent = `sliding 5 min: ${fmtUsd(r5.revenue_usd)}`;
+    $('kpi-orders-sub').textContent = `sliding 5 min: ${fmtInt(r5.orders)}`;
+    $('kpi-sessions-sub').textContent = `${fmtInt(r60.sessions)} over a sliding 60 min`;
     if (!(e.meta.upto > 0)) return;
     // The minute [m, m + 60 s) is complete once upto >= m + 60 s.
     const m = Math.floor(e.meta.upto / MINUTE) * MINUTE - MINUTE;
@@ -291,17 +312,14 @@
       const i = (start - this.first) / MINUTE;
       return Number.isInteger(i) && i >= 0 && i < SLOTS ? i : -1;
     },
-    render(e) {
+    render(slots) {
       const rev = $('chart-revenue'), ord = $('chart-orders');
       const W = rev.clientWidth || 900, H = 250, L = 56, R = 8, T = 8, B = 24, plotH = H - T - B;
       const slotW = (W - L - R) / SLOTS, gap = Math.min(3, slotW * 0.2);
       rev.setAttribute('viewBox', `0 0 ${W} ${H}`);
       this.geo = { L, slotW };
-      this.first = lastMinute(e) - (SLOTS - 1) * MINUTE;
-      this.info = Array.from({ length: SLOTS }, (_, i) => {
-        const start = this.first + i * MINUTE, row = e[`minute/${start}`];
-        return { start, row, c: (row && cents(row.revenue_usd)) || 0n, orders: row ? row.orders : 0 };
-      });
+      this.info = slots;
+      this.first = slots[0].start;
       const max = this.info.reduce((m, s) => (s.c > m ? s.c : m), 0n);
       const omax = Math.max(...this.info.map((s) => s.orders));
       const { step, top } = niceScale(max);
@@ -314,7 +332,7 @@
       this.xlabels.replaceChildren();
       this.info.forEach((s, i) => {
         const x = L + i * slotW, h = (Number(s.c) / Number(top)) * plotH;
-        svgSet(this.bars[i], { x: x + gap / 2, width: Math.max(1, slotW - gap), y: T + plotH - h, height: h });
+        svgSet(this.bars[i], { x: x + gap / 2, width: Math.max(1, slotW - gap), y: T + plotH - h, height: h, 'data-value': centsStr(s.c) });
         this.bars[i].classList.toggle('open', !!s.row && !s.row.complete);
         if ((new Date(s.start).getUTCMinutes() % 10 === 0 && i < SLOTS - 4) || i === SLOTS - 1) {
           const anchor = i === SLOTS - 1 ? 'end' : 'middle';
@@ -368,9 +386,10 @@
   function renderFunnel(f) {
     $('funnel-empty').hidden = !!f;
     $('funnel').hidden = !f;
-    if (!f) { $('funnel-window').textContent = ''; return; }
+    $('funnel-window').textContent = f ? `${hhmm(f.window_start)}–${hhmm(f.window_end)} UTC` : '';
+    // none yet, or removed by a delta: no stale figure stays behind (not even in data-value)
+    if (!f) { for (const k of ['active', 'carted', 'purchased']) setVal(`funnel-${k}`, '', '—'); return; }
     const { active: a, carted: c, purchased: p } = f;
-    $('funnel-window').textContent = `${hhmm(f.window_start)}–${hhmm(f.window_end)} UTC`;
     setVal('funnel-active', a, fmtInt(a));
     setVal('funnel-carted', c, fmtInt(c));
     setVal('funnel-purchased', p, fmtInt(p));
@@ -400,7 +419,7 @@
       name.title = r.title || r.name;
       if (r.id) add(name, 'span', r.id, 'id');
       add(name, 'span', undefined, 'meter').style.width = `${Math.max(0, 100 * r.frac)}%`;
-      for (const [cls, text] of r.cols) add(tr, 'td', text, cls);
+      for (const [cls, text, value] of r.cols) Object.assign(add(tr, 'td', text, cls).dataset, value === undefined ? {} : { value });
     }
   }
 
@@ -415,7 +434,7 @@
         orders: rest.reduce((a, r) => a + r.orders, 0), revenue_usd: centsStr(c) });
     }
     rankTable($('currency'), rows.map((r) => ({ name: r.currency, title: r.title, frac: Number(r.c) / max,
-      cols: [['o', `${fmtInt(r.orders)} orders`], ['v', fmtUsd(r.revenue_usd)]] })), 'no orders in the last 60 minutes');
+      cols: [['o', `${fmtInt(r.orders)} orders`], ['v', fmtUsd(r.c), centsStr(r.c)]] })), 'no orders in the last 60 minutes');
   }
 
   function renderTop(id, top, fmt) {
@@ -427,7 +446,7 @@
   }
 
   function renderHealth(h) {
-    if (!h) return;
+    h = h || {}; // absent: every figure unknown ("—"), none kept from before
     const lag = $('health-lag');
     setVal(lag, h.lag_ms, isNum(h.lag_ms) ? `${(h.lag_ms / 1000).toFixed(1)} s` : '—');
     lag.className = h.lag_ms > 30_000 ? 'bad' : h.lag_ms > 10_000 ? 'warn' : '';
@@ -443,7 +462,7 @@
     for (const [r, n] of reasons.slice(0, 10)) add(list, 'li', `${r} ${fmtInt(n)}`);
     if (reasons.length > 10) add(list, 'li', `+${reasons.length - 10} more`);
     const w = h.warehouse;
-    $('health-warehouse').textContent = !w ? 'no warehouse'
+    $('health-warehouse').textContent = w === undefined ? '—' : !w ? 'no warehouse'
       : w.last_commit_at ? `${fmtInt(w.commits)} commits · last ${hhmmss(w.last_commit_at)}` : `${fmtInt(w.commits)} commits`;
     $('health-warehouse').title = w ? `last commit (wall clock, UTC); warehouse holds event time up to ${w.upto ? hhmmss(w.upto) : '—'} UTC` : '';
   }
@@ -453,7 +472,7 @@
     ul.replaceChildren();
     if (!corrections.length) add(ul, 'li', 'none yet', 'muted');
     for (const c of corrections) {
-      const li = add(ul, 'li');
+      const li = add(ul, 'li', undefined, 'correction');
       add(li, 'b', `corrected ${hhmm(c.start)}${c.times > 1 ? ` (${c.times}×)` : ''}`);
       li.append(` revenue ${fmtUsd(c.from)} → ${fmtUsd(c.to)}, orders ${fmtInt(c.ordersFrom)} → ${fmtInt(c.ordersTo)}`);
       add(li, 'span', ` · seen ${hhmmss(c.seenAt)} UTC`, 'muted');
@@ -471,8 +490,9 @@
   window.__shopflow = { socket: null, state: () => held, reconnect, corrections };
   chart.init();
   setInterval(() => { if (status !== 'live') renderStatus(); }, 250);
-  window.addEventListener('hashchange', reconnect);
-  window.addEventListener('resize', () => { if (held.entries.meta && held.entries.meta.upto > 0) chart.render(held.entries); });
+  window.addEventListener('hashchange', () => { takeToken(); reconnect(); });
+  window.addEventListener('resize', () => { if (held.entries.meta && held.entries.meta.upto > 0) chart.render(windowSlots(held.entries)); });
   document.body.dataset.status = 'connecting';
+  takeToken();
   connect();
 })();
