@@ -121,13 +121,28 @@ struct Shared {
     finished: AtomicBool,
     counts: Mutex<IngestCounts>,
     too_late: Mutex<Vec<Event>>,
+    /// A worker panicked: the others stop instead of waiting for it forever.
+    failed: AtomicBool,
+}
+
+/// Marks the run as failed if the worker holding it unwinds (a panic in a
+/// source or in `report`), so that the other workers stop.
+struct FailOnPanic(Arc<Shared>);
+
+impl Drop for FailOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.failed.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Runs the dataflow live on `workers` threads, worker `i` pulling from
 /// `make_source(i, workers)`. Stops when every source has ended or `stop()`
 /// is true, then closes the inputs and drains, reporting the last changes.
 /// `report` runs on worker 0 for every completed step and returns the time up
-/// to which results are durable.
+/// to which results are durable. If any worker panics (in its source or in
+/// `report`), the others stop and the run returns an error.
 pub fn run_sources<M, S, R>(
     settings: Settings,
     workers: usize,
@@ -153,10 +168,13 @@ where
         finished: AtomicBool::new(false),
         counts: Mutex::default(),
         too_late: Mutex::default(),
+        failed: AtomicBool::new(false),
     });
     let report = Arc::new(Mutex::new(report));
+    let shared_after = shared.clone();
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
+        let _fail_on_panic = FailOnPanic(shared.clone());
         let local: Rc<RefCell<Vec<Change>>> = Rc::default();
         let sink = local.clone();
         let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
@@ -269,10 +287,16 @@ where
             if shared.ended.load(Ordering::SeqCst) {
                 break;
             }
+            if shared.failed.load(Ordering::SeqCst) {
+                return abandon(worker); // another worker panicked: its results never complete
+            }
         }
         drop(feeder);
         while !probe.done() {
-            worker.step();
+            if shared.failed.load(Ordering::SeqCst) {
+                return abandon(worker);
+            }
+            worker.step_or_park(Some(Duration::from_millis(5)));
         }
         if index == 0 {
             let progress = take_progress(&local, Time::MAX, &shared);
@@ -282,16 +306,29 @@ where
         } else {
             // Worker 0 reports the last changes: wait for their durability.
             while !shared.finished.load(Ordering::SeqCst) {
+                if shared.failed.load(Ordering::SeqCst) {
+                    return abandon(worker);
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
         source.durable(shared.durable.load(Ordering::SeqCst));
     })?;
-    guards
-        .join()
-        .into_iter()
-        .collect::<Result<Vec<()>, String>>()?;
+    for result in guards.join() {
+        result.map_err(|e| format!("a dataflow worker panicked: {e}"))?;
+    }
+    if shared_after.failed.load(Ordering::SeqCst) {
+        return Err("a dataflow worker panicked (see the log above); the others stopped".into());
+    }
     Ok(())
+}
+
+/// Drops the worker's dataflows: timely would otherwise keep stepping them
+/// after the worker returns, waiting for a worker that is gone.
+fn abandon(worker: &mut timely::worker::Worker) {
+    for id in worker.installed_dataflows() {
+        worker.drop_dataflow(id);
+    }
 }
 
 fn take_progress(local: &Rc<RefCell<Vec<Change>>>, upto: Time, shared: &Shared) -> Progress {

@@ -125,3 +125,40 @@ fn late_event_corrects_and_too_late_event_is_reported() {
     drop(tx);
     runner.join().unwrap().unwrap();
 }
+
+/// Regression: a panic in worker 0's report left the other workers waiting
+/// for it forever; now the run ends with an error.
+#[test]
+fn a_panicking_report_stops_every_worker() {
+    let (tx, rx) = channel::<Input>();
+    let (done_tx, done_rx) = channel();
+    std::thread::spawn(move || {
+        let mut calls = 0;
+        let result = run_live(
+            Settings::default(),
+            2,
+            rx,
+            || false,
+            move |_| {
+                calls += 1;
+                assert!(calls < 3, "report fails on purpose");
+            },
+        );
+        done_tx.send(result).unwrap();
+    });
+    // One order every 20 ms, a minute of event time apart, until the run
+    // stops taking them: each one completes a new step, so reports follow.
+    for i in 0..3_000 {
+        let ts = Timestamp(at("2026-11-24T00:00:00Z").0 + i * 60_000);
+        let sent = tx.send(order(&format!("o{i}"), &ts.to_rfc3339_seconds(), 100));
+        if sent.is_err() {
+            break; // the run stopped
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let result = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the run ends instead of hanging");
+    assert!(result.unwrap_err().contains("panicked"));
+    drop(tx);
+}

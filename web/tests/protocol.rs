@@ -277,8 +277,8 @@ async fn a_client_gets_a_snapshot_then_every_delta_and_every_state_is_consistent
         states
     });
     let run_hub = hub.clone();
-    // A failed check panics inside a dataflow worker, which can leave the
-    // other worker waiting: bound the wait so the test fails instead.
+    // A failed check panics inside a dataflow worker; the run then ends
+    // with an error (the bound is a safety net).
     let run = tokio::task::spawn_blocking(move || live_run(run_hub));
     let published = tokio::time::timeout(Duration::from_secs(600), run)
         .await
