@@ -377,13 +377,19 @@ async fn a_slow_client_is_skipped_ahead_to_a_fresh_snapshot() {
     assert_eq!(replica.entries, state(41));
 }
 
+/// A client that has received its first snapshot.
+async fn synced(hub: &Arc<Hub>, heartbeat: Duration) -> (Client, Replica) {
+    let mut client = connect(hub, 16, heartbeat);
+    let mut replica = Replica::default();
+    assert_eq!(replica.apply(&next_text(&mut client).await), "snapshot");
+    (client, replica)
+}
+
 #[tokio::test]
 async fn reconnects_and_resync_requests_start_from_the_latest_state() {
     let hub = Arc::new(Hub::new(16));
     hub.publish(state(1), 1);
-    let mut first = connect(&hub, 16, HEARTBEAT);
-    let mut replica = Replica::default();
-    replica.apply(&next_text(&mut first).await);
+    let (first, replica) = synced(&hub, HEARTBEAT).await;
     assert_eq!(replica.seq, Some(1));
     drop(first.to_server); // the connection drops
     first.task.await.unwrap();
@@ -408,9 +414,7 @@ async fn reconnects_and_resync_requests_start_from_the_latest_state() {
 async fn heartbeats_name_the_held_state_and_bad_messages_close_with_1008() {
     let hub = Arc::new(Hub::new(16));
     hub.publish(state(1), 1);
-    let mut c = connect(&hub, 16, Duration::from_millis(50));
-    let mut replica = Replica::default();
-    replica.apply(&next_text(&mut c).await);
+    let (mut c, mut replica) = synced(&hub, Duration::from_millis(50)).await;
     assert_eq!(replica.apply(&next_text(&mut c).await), "heartbeat");
     for bad in [
         FromClient::Text(r#"{"type":"subscribe","topic":"x"}"#.into()),
