@@ -4,6 +4,7 @@
 
 use shopflow_connectors::fx_poller::FxSettings;
 use shopflow_connectors::kafka::{KafkaSettings, StartAt};
+use shopflow_connectors::lake::LakeSettings;
 use shopflow_connectors::warehouse::WarehouseSettings;
 use shopflow_dataflow::Settings;
 use std::path::{Path, PathBuf};
@@ -163,6 +164,38 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
         "File holding the token that /api/* and /ws require (SHOPFLOW_DASHBOARD_TOKEN overrides it; 16 to 256 visible characters); empty: no token.",
     ),
     (
+        "lake.url",
+        "\"\"",
+        "The lake: s3://bucket/prefix or a local directory; empty: no lake. With a warehouse, a restart rebuilds the dataflow state from it.",
+    ),
+    (
+        "lake.s3_endpoint",
+        "\"\"",
+        "S3-compatible endpoint such as http://127.0.0.1:9000; empty: AWS. Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never from this file.",
+    ),
+    ("lake.s3_region", "\"us-east-1\"", "S3 region."),
+    (
+        "lake.flush_ms",
+        "10000",
+        "Write a partition's raw file once its oldest buffered message is this old; offsets commit only after.",
+    ),
+    (
+        "lake.flush_bytes",
+        "67108864",
+        "Write a partition's raw file once its buffered payloads reach this size (64 MiB).",
+    ),
+    (
+        "lake.retries",
+        "5",
+        "Extra attempts of a failed lake call (put, get, list).",
+    ),
+    (
+        "lake.backoff_ms",
+        "200",
+        "Wait before the first lake retry; doubled each time, at most 30 s.",
+    ),
+    ("lake.timeout_ms", "30000", "Time-out of one lake call."),
+    (
         "metrics.listen",
         "\"127.0.0.1:9464\"",
         "Address of the /metrics and /healthz endpoint; empty disables it.",
@@ -182,6 +215,8 @@ pub struct RunConfig {
     pub fx: FxSettings,
     /// The warehouse (disabled when its URL is empty).
     pub warehouse: WarehouseSettings,
+    /// The lake (disabled when its URL is empty).
+    pub lake: LakeSettings,
     /// See [`KNOBS`].
     pub password_file: Option<PathBuf>,
     /// See [`KNOBS`].
@@ -215,6 +250,7 @@ impl Default for RunConfig {
                 backoff_ms: 200,
                 ..WarehouseSettings::default()
             },
+            lake: LakeSettings::default(),
             password_file: None,
             commit_interval_ms: 1_000,
             exit_when_idle_ms: 0,
@@ -287,6 +323,14 @@ impl RunConfig {
             "warehouse.retries" => self.warehouse.retries = num(key, text)?,
             "warehouse.backoff_ms" => self.warehouse.backoff_ms = num(key, text)?,
             "warehouse.commit_interval_ms" => self.commit_interval_ms = num(key, text)?,
+            "lake.url" => self.lake.url = text.to_owned(),
+            "lake.s3_endpoint" => self.lake.s3_endpoint = text.to_owned(),
+            "lake.s3_region" => self.lake.s3_region = text.to_owned(),
+            "lake.flush_ms" => self.lake.flush_ms = num(key, text)?,
+            "lake.flush_bytes" => self.lake.flush_bytes = num(key, text)?,
+            "lake.retries" => self.lake.retries = num(key, text)?,
+            "lake.backoff_ms" => self.lake.backoff_ms = num(key, text)?,
+            "lake.timeout_ms" => self.lake.timeout_ms = num(key, text)?,
             "run.exit_when_idle_ms" => self.exit_when_idle_ms = num(key, text)?,
             "run.output_csv" => self.output_csv = (!text.is_empty()).then(|| PathBuf::from(text)),
             "run.console" => {
@@ -422,6 +466,22 @@ impl RunConfig {
             }
             if self.warehouse.schema.is_empty() {
                 out.push("warehouse.schema must not be empty".into());
+            }
+        }
+        if !self.lake.url.is_empty() {
+            if self.lake.flush_ms == 0 || self.lake.flush_bytes == 0 || self.lake.timeout_ms == 0 {
+                out.push(
+                    "lake.flush_ms, lake.flush_bytes and lake.timeout_ms must be positive".into(),
+                );
+            }
+            if self.lake.url.contains("://")
+                && !self.lake.url.starts_with("s3://")
+                && !self.lake.url.starts_with("file://")
+            {
+                out.push(format!(
+                    "lake.url must be s3://bucket/prefix, file:///dir or a directory, got {:?}",
+                    self.lake.url
+                ));
             }
         }
         if !self.fx.url.is_empty() && !self.fx.url.starts_with("http") {

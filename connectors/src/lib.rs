@@ -13,5 +13,6 @@
 
 pub mod fx_poller;
 pub mod kafka;
+pub mod lake;
 pub mod metrics;
 pub mod warehouse;

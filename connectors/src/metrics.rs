@@ -20,6 +20,46 @@ pub enum Kind {
 /// Every metric: name, kind, help.
 pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
     (
+        "shopflow_lake_records_total",
+        Kind::Counter,
+        "Messages written to the raw layer of the lake, by topic.",
+    ),
+    (
+        "shopflow_lake_objects_total",
+        Kind::Counter,
+        "Objects created in the lake, by operation.",
+    ),
+    (
+        "shopflow_lake_bytes_total",
+        Kind::Counter,
+        "Bytes of the objects created in the lake.",
+    ),
+    (
+        "shopflow_lake_retries_total",
+        Kind::Counter,
+        "Lake storage calls retried after a failure, by operation.",
+    ),
+    (
+        "shopflow_lake_errors_total",
+        Kind::Counter,
+        "Lake storage calls that failed after every retry, by operation.",
+    ),
+    (
+        "shopflow_lake_flush_errors_total",
+        Kind::Counter,
+        "Raw flushes that failed; the partition stops reading and retries every second.",
+    ),
+    (
+        "shopflow_lake_conflicts_total",
+        Kind::Counter,
+        "Raw files found already written by an earlier run with other bytes (kept as they are).",
+    ),
+    (
+        "shopflow_recovered_total",
+        Kind::Counter,
+        "Messages fed again from the lake at start-up to rebuild the dataflow state.",
+    ),
+    (
         "shopflow_messages_total",
         Kind::Counter,
         "Kafka messages consumed, by topic.",

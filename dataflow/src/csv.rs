@@ -164,6 +164,22 @@ impl Row {
         }
     }
 
+    /// The event time a fact or window row belongs to (a fact's `ts`, a
+    /// window's start): what dates it for a replay of a day. `None` for
+    /// dimensions and dashboard-only rows.
+    pub fn event_time(&self) -> Option<i64> {
+        match self {
+            Row::FactClick(r) => Some(r.ts.0),
+            Row::FactCart(r) => Some(r.ts.0),
+            Row::FactOrder(r) => Some(r.ts.0),
+            Row::FactOrderItem(r) => Some(r.ts.0),
+            Row::SalesMinute(r) => Some(r.window_start.0),
+            Row::Funnel(r) => Some(r.window_start.0),
+            Row::TopProduct(r) => Some(r.window_start.0),
+            _ => None,
+        }
+    }
+
     /// The row's CSV fields, in header order.
     pub fn fields(&self) -> Vec<String> {
         let s = |x: &dyn ToString| x.to_string();

@@ -69,6 +69,20 @@ impl Offer<'_> {
     pub fn time(&self) -> Time {
         self.feeder.time()
     }
+
+    /// Offers a record recovered from durable history (crash recovery): fed
+    /// like any other, but not counted as ingested, since the run before
+    /// the restart counted it already.
+    pub fn recover(&mut self, input: Input) {
+        let _ = input.feed(self.feeder);
+    }
+
+    /// Moves this worker's input time forward to `time` (after recovery: to
+    /// the frontier the sinks have already committed, so that everything read
+    /// from now on enters at or after it).
+    pub fn advance_to(&mut self, time: Time) {
+        self.feeder.advance_to(time);
+    }
 }
 
 /// One worker's input.
@@ -82,6 +96,9 @@ pub trait Source {
     fn mark(&self) -> Mark;
     /// Every result of times before `upto` is durable.
     fn durable(&mut self, upto: Time);
+    /// The run is stopping: the source will not be polled again. Write out
+    /// anything buffered (the lake) so that its positions can be made durable.
+    fn close(&mut self) {}
 }
 
 /// A source that has ended before it began (for workers that own no partition).
@@ -290,6 +307,9 @@ where
             if shared.failed.load(Ordering::SeqCst) {
                 return abandon(worker); // another worker panicked: its results never complete
             }
+        }
+        if open {
+            source.close();
         }
         drop(feeder);
         while !probe.done() {

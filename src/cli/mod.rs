@@ -7,6 +7,7 @@ mod fx_server;
 mod generate;
 mod produce;
 mod replay;
+mod replay_lake;
 mod run;
 mod validate;
 mod warehouse;

@@ -1,9 +1,11 @@
-//! `shopflow replay`: a bounded run over a generated directory, written as CSV.
+//! `shopflow replay`: a bounded run over a generated directory (`--input`),
+//! or over days of the lake (`--from`/`--to`, see [`super::replay_lake`]),
+//! written as CSV and, from the lake, into the warehouse.
 
 use anyhow::Context;
 use shopflow_dataflow::run::{Input, feed_share, run_bounded};
 use shopflow_dataflow::{Table, Tables};
-use shopflow_model::EventKind;
+use shopflow_model::{Date, EventKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,15 +14,33 @@ use std::time::Instant;
 /// Arguments of `replay`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Example:\n  shopflow generate --seed 7 --out-dir data/gen\n  shopflow replay --input data/gen --output-csv data/out"
+    after_help = "Examples:\n  shopflow generate --seed 7 --out-dir data/gen\n  shopflow replay --input data/gen --output-csv data/out\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… SHOPFLOW_LAKE_S3_ENDPOINT=http://127.0.0.1:9000 \\\n    shopflow replay --lake s3://shopflow-lake --from 2026-11-29 --to 2026-11-29 \\\n    --database-url postgresql://postgres@127.0.0.1:5432/shopflow\n\nA replay from the lake rewrites each day of the range in the warehouse in one\ntransaction (idempotent: running it again changes nothing). Use the same\ndataflow settings as the live run."
 )]
 pub struct Args {
-    /// Directory written by `generate` (clicks.jsonl, carts.jsonl, …).
+    /// Directory written by `generate` (clicks.jsonl, carts.jsonl, …); or use --from/--to.
+    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    input: Option<PathBuf>,
+    /// First day to replay from the lake (YYYY-MM-DD, UTC).
+    #[arg(long, requires = "to", value_parser = parse_date)]
+    from: Option<Date>,
+    /// Last day to replay from the lake, inclusive (YYYY-MM-DD, UTC).
+    #[arg(long, requires = "from", value_parser = parse_date)]
+    to: Option<Date>,
+    /// The lake: s3://bucket/prefix or a directory (default: lake.url of --config or SHOPFLOW_LAKE_URL).
     #[arg(long)]
-    input: PathBuf,
+    lake: Option<String>,
+    /// Warehouse to rewrite the days in (default: warehouse.url of --config or SHOPFLOW_WAREHOUSE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Warehouse schema (default: warehouse.schema, shopflow).
+    #[arg(long)]
+    schema: Option<String>,
+    /// TOML configuration file ([lake] and [warehouse] sections).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Directory for one `<table>.csv` per output table (created if missing).
-    #[arg(long)]
-    output_csv: PathBuf,
+    #[arg(long, required_unless_present = "from")]
+    output_csv: Option<PathBuf>,
     /// Worker threads; results are identical for any count.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -34,12 +54,19 @@ struct Source {
     lines: Vec<Vec<u8>>,
 }
 
+fn parse_date(text: &str) -> Result<Date, String> {
+    Date::parse(text).map_err(|_| format!("expected a date like 2026-11-30, got {text:?}"))
+}
+
 /// Runs `replay`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let (Some(input), Some(output_csv)) = (args.input.clone(), args.output_csv.clone()) else {
+        return from_lake(args);
+    };
     let began = Instant::now();
-    let sources = Arc::new(read_sources(&args.input)?);
+    let sources = Arc::new(read_sources(&input)?);
     let total: usize = sources.iter().map(|s| s.lines.len()).sum();
-    tracing::info!(input = %args.input.display(), lines = total, workers = args.workers, "replaying");
+    tracing::info!(input = %input.display(), lines = total, workers = args.workers, "replaying");
     let (inputs, rejected) = validate_all(&sources);
     let inputs = Arc::new(inputs);
     let settings = args.dataflow.settings()?;
@@ -56,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))?;
     let mut tables = Tables::new(settings);
     tables.apply_all(changes);
-    write_csv(&tables, &args.output_csv)?;
+    write_csv(&tables, &output_csv)?;
     for ((kind, reason), n) in rejected.iter() {
         tracing::warn!(
             file = format!("{}.jsonl", kind.topic()),
@@ -72,11 +99,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         orders = tables.rows(Table::FactOrders).count(),
         conflicting_ids = tables.rows(Table::Conflicts).count(),
         minutes = tables.rows(Table::AggSalesMinute).count(),
-        output = %args.output_csv.display(),
+        output = %output_csv.display(),
         seconds = format!("{:.2}", began.elapsed().as_secs_f64()),
         "replay complete"
     );
     Ok(())
+}
+
+/// `replay --from --to`: from the lake.
+fn from_lake(args: Args) -> anyhow::Result<()> {
+    let mut config = super::run::load(args.config.as_deref())?;
+    if let Some(lake) = args.lake {
+        config.lake.url = lake;
+    }
+    if let Some(url) = args.database_url {
+        config.warehouse.url = url;
+    }
+    if let Some(schema) = args.schema {
+        config.warehouse.schema = schema;
+    }
+    anyhow::ensure!(
+        !config.lake.url.is_empty(),
+        "no lake to replay from: pass --lake s3://bucket/prefix (or a directory), or set lake.url"
+    );
+    super::replay_lake::run(super::replay_lake::Plan {
+        config,
+        from: args.from.expect("clap requires --from"),
+        to: args.to.expect("clap requires --to"),
+        output_csv: args.output_csv,
+        workers: args.workers,
+        settings: args.dataflow.settings()?,
+    })
 }
 
 /// Writes every warehouse table (and `dq_conflicts`) as `<table>.csv` into `dir`.

@@ -16,8 +16,11 @@ use anyhow::{Context, anyhow};
 use shopflow_connectors::fx_poller::FxPoller;
 use shopflow_connectors::kafka::dead_letters::DeadLetters;
 use shopflow_connectors::kafka::producer::{Producer, TopicPublisher};
+use shopflow_connectors::kafka::recovery::Recovery;
 use shopflow_connectors::kafka::source::{KafkaSource, Wiring, assignment, partition_counts};
 use shopflow_connectors::kafka::topics;
+use shopflow_connectors::lake::Lake;
+use shopflow_connectors::lake::writer::{Completion, RawWriter};
 use shopflow_connectors::metrics::Metrics;
 use shopflow_dataflow::live::{NoSource, Source, run_sources};
 use shopflow_dataflow::run::Progress;
@@ -111,7 +114,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(%bound, "metrics on http://{bound}/metrics");
     }
     let counts = partition_counts(&config.kafka).map_err(|e| anyhow!(e))?;
-    let (sink, resume, positions) = open_warehouse(&config)?;
+    let (mut sink, resume, positions) = open_warehouse(&config)?;
+    let (lake, completion, recovery) = open_lake(&config, &metrics, sink.as_mut(), &resume)?;
     let dead_producer = Arc::new(Producer::new(&config.kafka, None).map_err(|e| anyhow!(e))?);
     let mut dead = DeadLetters::new(dead_producer, config.kafka.dead_letters(), metrics.clone());
     if sink.is_some() {
@@ -137,6 +141,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         exit_when_idle,
                         resume: resume.clone(),
                         positions: positions.clone(),
+                        raw: lake.as_ref().map(|l| {
+                            RawWriter::new(
+                                l.clone(),
+                                completion.clone(),
+                                index,
+                                config.dataflow.allowed_lateness_ms,
+                                metrics.clone(),
+                            )
+                        }),
+                        recovery: recovery.clone(),
                     },
                 )
                 .map_err(|e| anyhow!(e))?,
@@ -168,6 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         durable: 0,
         pending: Vec::new(),
         interval: Duration::from_millis(config.commit_interval_ms),
+        floor: recovery.as_ref().map_or(0, |r| r.frontier),
         last_commit: Instant::now(),
         failed: failed.clone(),
         shutdown: shutdown.clone(),
@@ -265,6 +280,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the lake if configured, and plans crash recovery: with a warehouse
+/// that has committed before, the dataflow state is rebuilt from the lake.
+#[allow(clippy::type_complexity)]
+fn open_lake(
+    config: &RunConfig,
+    metrics: &Arc<Metrics>,
+    sink: Option<&mut shopflow_connectors::warehouse::sink::Sink>,
+    resume: &std::collections::BTreeMap<(String, i32), i64>,
+) -> anyhow::Result<(Option<Arc<Lake>>, Arc<Completion>, Option<Recovery>)> {
+    let completion = Arc::new(Completion::default());
+    if config.lake.url.is_empty() {
+        if sink.is_some() {
+            tracing::warn!(
+                "no lake (lake.url): a restart cannot rebuild window state; see docs/lake.md"
+            );
+        }
+        return Ok((None, completion, None));
+    }
+    let lake = Arc::new(Lake::open(&config.lake, Some(metrics.clone())).map_err(|e| anyhow!(e))?);
+    tracing::info!(lake = %lake.url(), "raw layer on");
+    let frontier = match sink {
+        Some(sink) => sink.frontier().map_err(|e| anyhow!(e))?,
+        None => None,
+    };
+    let recovery = frontier.map(|frontier| {
+        tracing::info!(frontier = %Timestamp(frontier as i64), "restart: recovering the dataflow state from the lake");
+        Recovery {
+            lake: lake.clone(),
+            frontier,
+            resume: resume.clone(),
+        }
+    });
+    Ok((Some(lake), completion, recovery))
+}
+
 fn start_fx_poller(
     config: &RunConfig,
     metrics: &Arc<Metrics>,
@@ -338,6 +388,7 @@ mod tests {
             "connectors/src",
             "connectors/src/kafka",
             "connectors/src/warehouse",
+            "connectors/src/lake",
         ] {
             for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
                 let path = entry.unwrap().path();

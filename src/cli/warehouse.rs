@@ -92,6 +92,9 @@ pub struct Writer {
     /// Changes of completed steps not yet committed (coalesced).
     pub pending: Vec<shopflow_dataflow::Change>,
     pub interval: Duration,
+    /// Changes before this time are in the warehouse already (a restart that
+    /// recovered its state from the lake replays them): not written again.
+    pub floor: Time,
     pub last_commit: Instant,
     pub failed: Arc<Mutex<Option<String>>>,
     pub shutdown: Shutdown,
@@ -103,7 +106,9 @@ impl Writer {
         if self.failed.lock().expect("failed").is_some() {
             return self.durable;
         }
-        self.pending.extend(progress.changes.iter().cloned());
+        let floor = self.floor;
+        self.pending
+            .extend(progress.changes.iter().filter(|c| c.1 >= floor).cloned());
         if progress.upto < Time::MAX && self.last_commit.elapsed() < self.interval {
             return self.durable; // coalesced into the next commit
         }

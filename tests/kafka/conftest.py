@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PORT = int(os.environ.get("TEST_KAFKA_PORT", "29192"))
 CONTROLLER_PORT = int(os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "29193"))
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "25532"))
+S3_PORT = int(os.environ.get("TEST_S3_PORT", "29100"))
+S3_BUCKET = "shopflow-lake-test"
 
 
 class Broker:
@@ -24,7 +26,8 @@ class Broker:
     def __init__(self):
         self.state = Path(f"/tmp/shopflow-kafka-test-{os.getpid()}")
         self.env = dict(os.environ, SHOPFLOW_STATE_DIR=str(self.state), KAFKA_PORT=str(PORT),
-                        KAFKA_CONTROLLER_PORT=str(CONTROLLER_PORT), PG_PORT=str(PG_PORT))
+                        KAFKA_CONTROLLER_PORT=str(CONTROLLER_PORT), PG_PORT=str(PG_PORT),
+                        S3_PORT=str(S3_PORT), S3_BUCKET=S3_BUCKET)
         self.brokers = f"127.0.0.1:{PORT}"
 
     def script(self, name, service="kafka"):
@@ -59,3 +62,14 @@ def postgres(broker):
         yield f"postgresql://postgres@127.0.0.1:{PG_PORT}/shopflow"
     finally:
         broker.script("down.sh", "postgres")
+
+
+@pytest.fixture(scope="session")
+def s3(broker):
+    """A moto S3 server with one bucket; yields (endpoint, bucket). Tests
+    isolate themselves by key prefix."""
+    broker.script("up.sh", "s3")
+    try:
+        yield f"http://127.0.0.1:{S3_PORT}", S3_BUCKET
+    finally:
+        broker.script("down.sh", "s3")

@@ -2,6 +2,7 @@
 
 pub mod dead_letters;
 pub mod producer;
+pub mod recovery;
 pub mod source;
 pub mod topics;
 

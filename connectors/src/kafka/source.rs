@@ -34,12 +34,15 @@
 
 use super::dead_letters::{DeadLetters, Origin};
 use super::{KafkaSettings, StartAt, is_reference};
+use crate::lake::raw::RawRecord;
+use crate::lake::writer::RawWriter;
 use crate::metrics::Metrics;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, consumer::base_consumer::PartitionQueue};
+use shopflow_dataflow::input::Admission;
 use shopflow_dataflow::live::{Mark, Offer, Source};
 use shopflow_dataflow::run::Input;
 use shopflow_dataflow::{Settings, Time};
@@ -163,6 +166,11 @@ struct Part {
     committable: Option<i64>,
     /// Paused for backpressure.
     paused: bool,
+    /// (time bound, next offset) not yet covered by a lake flush: published
+    /// to `pending` and the warehouse's positions once they are.
+    unflushed: VecDeque<(Time, i64)>,
+    /// The last lake flush failed: not read until one succeeds.
+    lake_blocked: Option<Instant>,
 }
 
 impl Part {
@@ -183,10 +191,15 @@ pub struct KafkaSource {
     positions: Option<Positions>,
     last_commit: Instant,
     last_state_log: Instant,
+    /// The raw layer, when the run has a lake.
+    raw: Option<RawWriter>,
+    /// Crash recovery still to do on the first poll.
+    recovery: Option<super::recovery::Recovery>,
+    /// The input time at the last poll.
+    input_time: Time,
 }
 
-/// What a source is wired to, shared by every worker's source.
-#[derive(Clone)]
+/// What a source is wired to.
 pub struct Wiring {
     /// The dead-letter writer.
     pub dead: Arc<DeadLetters>,
@@ -199,6 +212,12 @@ pub struct Wiring {
     pub resume: BTreeMap<(String, i32), i64>,
     /// Where to record positions for the warehouse, if there is one.
     pub positions: Option<Positions>,
+    /// This worker's raw writer, when the run has a lake.
+    pub raw: Option<RawWriter>,
+    /// Rebuild the dataflow's state from the lake before reading Kafka
+    /// (a restart with a committed frontier). Reference partitions then
+    /// resume from `resume` too, instead of the beginning.
+    pub recovery: Option<super::recovery::Recovery>,
 }
 
 impl KafkaSource {
@@ -217,6 +236,8 @@ impl KafkaSource {
             exit_when_idle,
             resume,
             positions,
+            raw,
+            recovery,
         } = wiring;
         let consumer: BaseConsumer<Callbacks> = settings
             .client()
@@ -247,7 +268,9 @@ impl KafkaSource {
             let topic = settings.topic(kind);
             // Reference topics are compacted tables the dataflow needs whole:
             // always read from the beginning. Event partitions resume.
-            let at = if is_reference(kind) {
+            // With recovery from the lake, they resume too: what came before
+            // is recovered from the raw layer.
+            let at = if is_reference(kind) && recovery.is_none() {
                 Offset::Beginning
             } else {
                 resume
@@ -278,6 +301,8 @@ impl KafkaSource {
                 pending: VecDeque::new(),
                 committable: None,
                 paused: false,
+                unflushed: VecDeque::new(),
+                lake_blocked: None,
             });
         }
         // Reference partitions first: they are drained before events.
@@ -293,6 +318,9 @@ impl KafkaSource {
             positions,
             last_commit: Instant::now(),
             last_state_log: Instant::now(),
+            raw,
+            recovery,
+            input_time: 0,
         })
     }
 
@@ -357,8 +385,16 @@ impl KafkaSource {
                 Ok(message) => {
                     let payload = message.payload().unwrap_or_default();
                     let offset = message.offset();
+                    let raw = self.raw.is_some().then(|| RawRecord {
+                        partition: part.partition,
+                        offset,
+                        kafka_ts: message.timestamp().to_millis(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: payload.to_vec(),
+                        admission: None,
+                    });
                     let outcome = match Input::from_line(part.kind, payload) {
-                        Ok(input) => Ok(input),
+                        Ok(input) => Ok((input, raw)),
                         Err(error) => {
                             let origin = Origin {
                                 topic: &part.topic,
@@ -366,7 +402,7 @@ impl KafkaSource {
                                 offset,
                                 key: message.key(),
                             };
-                            Err(self.dead.record(origin, payload, &error))
+                            Err(self.dead.record(origin, payload, &error).map(|()| raw))
                         }
                     };
                     (offset, outcome)
@@ -382,14 +418,30 @@ impl KafkaSource {
                 }
             };
             match outcome {
-                Ok(input) => {
+                Ok((input, raw)) => {
                     let ts = input.ts();
                     batch_max = batch_max.max(ts);
                     let part = &mut self.parts[i];
                     part.max_ts = part.max_ts.max(Some(ts));
-                    offer.input(input);
+                    let kind = part.kind;
+                    let admission = offer.input(input);
+                    if let (Some(writer), Some(mut record)) = (&mut self.raw, raw) {
+                        record.admission = Some(match admission {
+                            None => "applied",
+                            Some(Admission::OnTime) => "on_time",
+                            Some(Admission::Late) => "late",
+                            Some(Admission::TooLate) => "too_late",
+                        });
+                        writer.add(kind, ts, record);
+                    }
                 }
-                Err(Ok(())) => {}
+                Err(Ok(raw)) => {
+                    if let (Some(writer), Some(record)) = (&mut self.raw, raw) {
+                        let kind = self.parts[i].kind;
+                        let dated = record.kafka_ts.unwrap_or(0);
+                        writer.add(kind, dated, record);
+                    }
+                }
                 Err(Err(e)) => {
                     // Not committed past this offset until recorded: read
                     // this message again after a seek.
@@ -425,21 +477,98 @@ impl KafkaSource {
                 offer.time().max(self.dataflow.tick(batch_max))
             };
             if let Some(next) = part.next_offset {
-                match part.pending.back_mut() {
-                    Some((b, n)) if *b == bound => *n = next,
-                    _ => part.pending.push_back((bound, next)),
-                }
-                if let Some(positions) = &self.positions {
-                    let mut map = positions.lock().expect("positions");
-                    let queue = map.entry((part.topic.clone(), part.partition)).or_default();
-                    match queue.back_mut() {
-                        Some((b, n)) if *b == bound => *n = next,
-                        _ => queue.push_back((bound, next)),
-                    }
+                push_position(&mut part.unflushed, bound, next);
+                if self.raw.is_none() {
+                    self.publish(i);
                 }
             }
         }
         taken
+    }
+
+    /// Makes part `i`'s positions so far committable (once their results are
+    /// durable): everything before them is in the lake, if there is one.
+    fn publish(&mut self, i: usize) {
+        let part = &mut self.parts[i];
+        for (bound, next) in part.unflushed.drain(..) {
+            push_position(&mut part.pending, bound, next);
+            if let Some(positions) = &self.positions {
+                let mut map = positions.lock().expect("positions");
+                let queue = map.entry((part.topic.clone(), part.partition)).or_default();
+                push_position(queue, bound, next);
+            }
+        }
+    }
+
+    /// Flushes part `i`'s raw buffer if due (or if `force`), then publishes
+    /// its positions. A failed flush blocks the partition's reading until a
+    /// retry (at most once a second) succeeds: nothing is committed past
+    /// what the lake holds, and the buffer stops growing.
+    fn flush_lake(&mut self, i: usize, input_time: Time, force: bool) {
+        let Some(writer) = self.raw.as_mut() else {
+            return;
+        };
+        let part = &mut self.parts[i];
+        if !force {
+            let waiting = part
+                .lake_blocked
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+            if waiting || (part.lake_blocked.is_none() && !writer.due(part.kind, part.partition)) {
+                return;
+            }
+        }
+        if let Err(e) = writer.flush(&part.topic, part.kind, part.partition, input_time) {
+            self.metrics.add("shopflow_lake_flush_errors_total", &[], 1);
+            tracing::error!(error = %e, topic = %part.topic, partition = part.partition, "cannot write raw files; the partition waits and retries (nothing is committed past the lake)");
+            part.lake_blocked = Some(Instant::now());
+            return;
+        }
+        part.lake_blocked = None;
+        self.publish(i);
+    }
+
+    /// Rebuilds this worker's share of the state from the lake (see
+    /// [`super::recovery`]). A lake that cannot be read stops the run: going
+    /// on would silently lose the state the warehouse rows depend on.
+    fn recover(&mut self, recovery: &super::recovery::Recovery, offer: &mut Offer<'_>) {
+        let parts: Vec<(EventKind, String, i32)> = self
+            .parts
+            .iter()
+            .map(|p| (p.kind, p.topic.clone(), p.partition))
+            .collect();
+        let began = Instant::now();
+        match super::recovery::recover(recovery, &self.dataflow, &parts, offer) {
+            Ok((counts, newest)) => {
+                for p in &mut self.parts {
+                    if let Some(&ts) = newest.get(&(p.kind, p.partition)) {
+                        p.max_ts = p.max_ts.max(Some(ts));
+                    }
+                }
+                self.metrics
+                    .add("shopflow_recovered_total", &[], counts.fed);
+                tracing::info!(
+                    files = counts.files,
+                    messages = counts.fed,
+                    skipped = counts.skipped,
+                    frontier = %shopflow_model::Timestamp(recovery.frontier as i64),
+                    seconds = format!("{:.2}", began.elapsed().as_secs_f64()),
+                    "state recovered from the lake"
+                );
+            }
+            Err(e) => panic!(
+                "cannot recover the dataflow state from the lake ({e}); nothing was written since the last commit: fix the lake and start `shopflow run` again"
+            ),
+        }
+    }
+
+    /// Flushes every raw buffer and writes due `_SUCCESS` markers.
+    fn flush_all(&mut self, input_time: Time) {
+        for i in 0..self.parts.len() {
+            self.flush_lake(i, input_time, true);
+        }
+        if let Some(writer) = &mut self.raw {
+            writer.settle(input_time, true);
+        }
     }
 
     fn commit(&mut self) {
@@ -501,9 +630,14 @@ impl Source for KafkaSource {
             tracing::debug!(in_flight, input_time = offer.time(), ?parts, "partitions");
             self.last_state_log = Instant::now();
         }
+        if let Some(recovery) = self.recovery.take() {
+            self.recover(&recovery, offer);
+        }
+        self.input_time = offer.time();
         let batch = self.settings.batch.max(1);
         for i in 0..self.parts.len() {
-            if self.parts[i].paused {
+            if self.parts[i].paused || self.parts[i].lake_blocked.is_some() {
+                self.flush_lake(i, offer.time(), false);
                 continue;
             }
             let limit = if is_reference(self.parts[i].kind) {
@@ -512,11 +646,23 @@ impl Source for KafkaSource {
                 batch
             };
             self.drain(i, limit, offer);
+            self.flush_lake(i, offer.time(), false);
         }
-        match self.exit_when_idle {
+        if let Some(writer) = &mut self.raw {
+            writer.settle(offer.time(), false);
+        }
+        let open = match self.exit_when_idle {
             Some(quiet) => !self.parts.iter().all(|p| p.idle(quiet)),
             None => true,
+        };
+        if !open {
+            self.flush_all(offer.time());
         }
+        open
+    }
+
+    fn close(&mut self) {
+        self.flush_all(self.input_time);
     }
 
     fn mark(&self) -> Mark {
@@ -556,6 +702,13 @@ impl Source for KafkaSource {
         if upto == Time::MAX || self.last_commit.elapsed() >= Duration::from_secs(1) {
             self.commit();
         }
+    }
+}
+
+fn push_position(queue: &mut VecDeque<(Time, i64)>, bound: Time, next: i64) {
+    match queue.back_mut() {
+        Some((b, n)) if *b == bound => *n = next,
+        _ => queue.push_back((bound, next)),
     }
 }
 

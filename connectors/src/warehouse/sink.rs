@@ -124,26 +124,79 @@ impl Sink {
             .collect())
     }
 
+    /// The frontier of the last commit: every result before it is in the
+    /// warehouse. `None` before the first commit.
+    pub fn frontier(&mut self) -> Result<Option<Time>, String> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT (extract(epoch FROM max(frontier)) * 1000)::bigint FROM pipeline_progress",
+                &[],
+            )
+            .map_err(|e| format!("cannot read pipeline_progress: {e}"))?;
+        let ms: Option<i64> = row.get(0);
+        Ok(ms.map(|t| t.max(0) as Time))
+    }
+
     /// Writes one step atomically, retrying transient failures.
     pub fn write(&mut self, batch: &Batch) -> Result<Written, Permanent> {
         let folded = fold(&self.dataflow, &batch.changes);
         let frontier = (batch.upto < Time::MAX)
             .then_some(batch.upto)
             .or(self.frontier);
+        let written = self.transact(|tx| write_step(tx, &folded, batch, frontier))?;
+        self.frontier = frontier;
+        Ok(written)
+    }
+
+    /// Rewrites the facts and window rows of one day, `[start, end)` in ms,
+    /// in one transaction: `rows` (the day's rows and the dimensions they
+    /// need) are upserted, and the day's stored rows that are not among them
+    /// are deleted. Running it again with the same rows changes nothing.
+    /// Returns the rows upserted per table and, under `deleted_<table>`, the
+    /// rows deleted.
+    pub fn rewrite_day(
+        &mut self,
+        start: i64,
+        end: i64,
+        rows: &[Row],
+    ) -> Result<Written, Permanent> {
+        let folded: BTreeMap<(Table, String), Op> = rows
+            .iter()
+            .filter(|r| TABLES.contains(&r.table()))
+            .map(|r| ((r.table(), r.key()), Op::Upsert(r.clone())))
+            .collect();
+        let (from, to) = (
+            shopflow_model::Timestamp(start).to_string(),
+            shopflow_model::Timestamp(end).to_string(),
+        );
+        self.transact(|tx| {
+            let mut written = write_step(tx, &folded, &Batch::default(), None)?;
+            for (table, time, matches) in STALE {
+                let n = tx.execute(&stale_sql(table, time, matches), &[&from, &to])?;
+                written.insert(deleted_name(table), n);
+            }
+            Ok(written)
+        })
+    }
+
+    /// Runs `step` in a transaction, retrying transient failures on a new
+    /// connection with backoff.
+    fn transact(
+        &mut self,
+        step: impl Fn(&mut Transaction<'_>) -> Result<Written, Failure>,
+    ) -> Result<Written, Permanent> {
         let mut wait = Duration::from_millis(self.settings.backoff_ms.max(1));
         let mut attempt = 0;
         loop {
             let result = (|| -> Result<Written, Failure> {
                 let mut tx = self.client.transaction()?;
-                let written = write_step(&mut tx, &folded, batch, frontier)?;
+                let written = step(&mut tx)?;
                 tx.commit()?;
                 Ok(written)
             })();
             let (transient, why) = match result {
-                Ok(written) => {
-                    self.frontier = frontier;
-                    return Ok(written);
-                }
+                Ok(written) => return Ok(written),
                 Err(Failure::Io(e)) => (true, format!("the warehouse connection failed: {e}")),
                 Err(Failure::Db(e)) => (
                     is_transient(&e),
@@ -168,6 +221,56 @@ impl Sink {
             }
         }
     }
+}
+
+/// A day's stored rows that a rewrite did not stage are deleted: per table,
+/// its time column (facts by event time, windows by start) and how a stored
+/// row `f` matches a staged one `s`.
+const STALE: &[(&str, &str, &str)] = &[
+    ("fact_clicks", "ts", "s.event_id = f.event_id"),
+    ("fact_cart", "ts", "s.event_id = f.event_id"),
+    (
+        "fact_order_items",
+        "ts",
+        "s.event_id = f.event_id AND s.line_number::integer = f.line_number",
+    ),
+    ("fact_orders", "ts", "s.event_id = f.event_id"),
+    (
+        "agg_sales_minute",
+        "window_start",
+        "s.window_start::timestamptz = f.window_start",
+    ),
+    (
+        "agg_funnel_5min",
+        "window_start",
+        "s.window_start::timestamptz = f.window_start",
+    ),
+    (
+        "agg_top_products_hour",
+        "window_start",
+        "s.window_start::timestamptz = f.window_start AND s.ranking = f.ranking AND s.rank::smallint = f.rank",
+    ),
+];
+
+/// The key under which [`Sink::rewrite_day`] reports a table's deletes.
+fn deleted_name(table: &str) -> &'static str {
+    match table {
+        "fact_clicks" => "deleted_fact_clicks",
+        "fact_cart" => "deleted_fact_cart",
+        "fact_order_items" => "deleted_fact_order_items",
+        "fact_orders" => "deleted_fact_orders",
+        "agg_sales_minute" => "deleted_agg_sales_minute",
+        "agg_funnel_5min" => "deleted_agg_funnel_5min",
+        _ => "deleted_agg_top_products_hour",
+    }
+}
+
+/// The delete of [`STALE`] for one table (`$1`, `$2`: the day's bounds as text).
+fn stale_sql(table: &str, time: &str, matches: &str) -> String {
+    format!(
+        "DELETE FROM {table} f WHERE f.{time} >= $1::text::timestamptz AND f.{time} < $2::text::timestamptz \
+         AND NOT EXISTS (SELECT 1 FROM stage_{table} s WHERE {matches})"
+    )
 }
 
 enum Failure {
@@ -283,7 +386,7 @@ fn write_step(
              VALUES ($1, $2, $3, $4::text::timestamptz) \
              ON CONFLICT (source, partition) DO UPDATE SET \
                next_offset = GREATEST(p.next_offset, EXCLUDED.next_offset), \
-               frontier = EXCLUDED.frontier, updated_at = now()",
+               frontier = GREATEST(p.frontier, EXCLUDED.frontier), updated_at = now()",
             &[source, partition, next, &frontier_text],
         )?;
     }

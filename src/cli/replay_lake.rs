@@ -1,0 +1,275 @@
+//! `shopflow replay --from DATE --to DATE`: history from the lake's raw
+//! layer, through the same validation and dataflow as the live run, into the
+//! warehouse (each day in one transaction) and/or CSV files.
+//!
+//! Each day is its own bounded run over its raw hours plus a margin of the
+//! allowed lateness and the horizon on both sides (so that conflicting
+//! versions of an event resolve as they did live), with the reference topics
+//! whole. Only the day's facts and windows are kept, with the dimensions.
+//! Memory is therefore one day of events, whatever the range.
+
+use super::replay::write_csv;
+use crate::config::RunConfig;
+use anyhow::{Context, anyhow};
+use shopflow_connectors::lake::paths::{DAY_MS, HOUR_MS};
+use shopflow_connectors::lake::raw::RawRow;
+use shopflow_connectors::lake::{Lake, read};
+use shopflow_connectors::warehouse::sink::Sink;
+use shopflow_dataflow::run::{Input, feed_share, run_bounded};
+use shopflow_dataflow::{Row, Settings, Table, Tables};
+use shopflow_model::{Date, EventKind};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What `replay --from --to` was asked to do.
+pub struct Plan {
+    /// Lake, warehouse and S3 settings.
+    pub config: RunConfig,
+    /// First day.
+    pub from: Date,
+    /// Last day (inclusive).
+    pub to: Date,
+    /// CSV output directory.
+    pub output_csv: Option<PathBuf>,
+    /// Dataflow worker threads.
+    pub workers: usize,
+    /// Dataflow settings (must match the live run's).
+    pub settings: Settings,
+}
+
+/// Totals for the summary.
+#[derive(Default)]
+struct Totals {
+    files: usize,
+    events: BTreeMap<&'static str, u64>,
+    rejected: BTreeMap<(&'static str, String), u64>,
+    copies: usize,
+    written: BTreeMap<&'static str, u64>,
+}
+
+/// A one-line progress display on stderr: redrawn in place on a terminal,
+/// a log line every 5 s otherwise.
+struct Progress {
+    began: Instant,
+    last: Instant,
+    tty: bool,
+    files: usize,
+    total_files: usize,
+    events: u64,
+}
+
+impl Progress {
+    fn show(&mut self, force: bool) {
+        let every = if self.tty { 0.2 } else { 5.0 };
+        if !force && self.last.elapsed().as_secs_f64() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.began.elapsed().as_secs_f64().max(1e-9);
+        let line = format!(
+            "files {}/{}  events {}  {:.0} events/s",
+            self.files,
+            self.total_files,
+            self.events,
+            self.events as f64 / secs
+        );
+        if self.tty {
+            let width = 30;
+            let done = (self.files * width) / self.total_files.max(1);
+            eprint!(
+                "\r[{}{}] {line}   ",
+                "#".repeat(done),
+                ".".repeat(width - done)
+            );
+            let _ = std::io::stderr().flush();
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+}
+
+/// Runs the replay.
+pub fn run(plan: Plan) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        plan.from <= plan.to,
+        "--from ({}) is after --to ({})",
+        plan.from,
+        plan.to
+    );
+    let lake = Lake::open(&plan.config.lake, None).map_err(|e| anyhow!(e))?;
+    let mut sink = if plan.config.warehouse.url.is_empty() {
+        None
+    } else {
+        shopflow_connectors::warehouse::migrate::migrate(&plan.config.warehouse)
+            .map_err(|e| anyhow!(e))?;
+        Some(Sink::open(&plan.config.warehouse, &plan.settings).map_err(|e| anyhow!(e))?)
+    };
+    anyhow::ensure!(
+        sink.is_some() || plan.output_csv.is_some(),
+        "nothing to write: pass --database-url (or warehouse.url) and/or --output-csv"
+    );
+    let margin = round_up_hour(plan.settings.allowed_lateness_ms + plan.settings.horizon_ms);
+    // List every file first, for the progress bar.
+    let reference: Vec<_> = [EventKind::Fx, EventKind::Product, EventKind::User]
+        .into_iter()
+        .map(|k| Ok((k, read::list(&lake, k, None)?)))
+        .collect::<Result<_, shopflow_connectors::lake::LakeError>>()
+        .map_err(|e| anyhow!(e))?;
+    let mut days = Vec::new();
+    let mut day = plan.from;
+    while day <= plan.to {
+        let (start, end) = (day.start().0, day.start().0 + DAY_MS);
+        let mut files = Vec::new();
+        for kind in [EventKind::Click, EventKind::Cart, EventKind::Purchase] {
+            let listed = read::list(&lake, kind, Some((start - margin, end + margin)))
+                .map_err(|e| anyhow!(e))?;
+            files.push((kind, listed));
+        }
+        days.push((day, files));
+        day = day.succ();
+    }
+    let mut progress = Progress {
+        began: Instant::now(),
+        last: Instant::now(),
+        tty: std::io::stderr().is_terminal(),
+        files: 0,
+        total_files: reference.iter().map(|(_, f)| f.len()).sum::<usize>()
+            + days
+                .iter()
+                .flat_map(|(_, f)| f.iter().map(|(_, f)| f.len()))
+                .sum::<usize>(),
+        events: 0,
+    };
+    let mut totals = Totals::default();
+    tracing::info!(lake = %lake.url(), from = %plan.from, to = %plan.to, files = progress.total_files, "replaying from the lake");
+    let refs = load(&lake, &reference, &mut progress, &mut totals)?;
+    let mut csv_tables = plan
+        .output_csv
+        .as_ref()
+        .map(|_| Tables::new(plan.settings.clone()));
+    for (day, files) in days {
+        let mut inputs = refs.clone();
+        inputs.extend(load(&lake, &files, &mut progress, &mut totals)?);
+        let inputs = Arc::new(inputs);
+        let changes = run_bounded(plan.settings.clone(), plan.workers, move |i, n, feeder| {
+            feed_share(&inputs, i, n, feeder)
+        })
+        .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
+        let mut tables = Tables::new(plan.settings.clone());
+        tables.apply_all(changes);
+        let (start, end) = (day.start().0, day.start().0 + DAY_MS);
+        let rows: Vec<Row> = Table::WAREHOUSE
+            .into_iter()
+            .chain([Table::Conflicts])
+            .flat_map(|t| tables.rows(t).cloned().collect::<Vec<_>>())
+            .filter(|r| r.event_time().is_none_or(|t| (start..end).contains(&t)))
+            .collect();
+        if let Some(sink) = &mut sink {
+            let written = sink.rewrite_day(start, end, &rows).map_err(|e| {
+                anyhow!(
+                    "day {day}: {}; the day's transaction was rolled back: nothing of it changed",
+                    e.0
+                )
+            })?;
+            for (table, n) in written {
+                *totals.written.entry(table).or_default() += n;
+            }
+        }
+        if let Some(t) = &mut csv_tables {
+            t.apply_time(0, rows.into_iter().map(|r| (r, 1)).collect());
+        }
+        progress.show(true);
+        if !progress.tty {
+            tracing::info!(%day, "day replayed");
+        }
+    }
+    if progress.tty {
+        eprintln!();
+    }
+    if let (Some(dir), Some(tables)) = (&plan.output_csv, &csv_tables) {
+        write_csv(tables, dir).with_context(|| format!("writing {}", dir.display()))?;
+    }
+    summary(&totals, &progress);
+    Ok(())
+}
+
+fn round_up_hour(ms: i64) -> i64 {
+    ms.div_euclid(HOUR_MS) * HOUR_MS
+        + if ms.rem_euclid(HOUR_MS) > 0 {
+            HOUR_MS
+        } else {
+            0
+        }
+}
+
+/// Reads, deduplicates and validates the files of each topic.
+fn load(
+    lake: &Lake,
+    files: &[(EventKind, Vec<shopflow_connectors::lake::paths::RawFile>)],
+    progress: &mut Progress,
+    totals: &mut Totals,
+) -> anyhow::Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for (kind, list) in files {
+        let mut rows: Vec<RawRow> = read::read(lake, list, &mut |n| {
+            progress.files += 1;
+            progress.events += n as u64;
+            progress.show(false);
+        })
+        .map_err(|e| anyhow!(e))?;
+        totals.files += list.len();
+        totals.copies += read::dedup(&mut rows);
+        for row in rows {
+            match Input::from_line(*kind, &row.payload) {
+                Ok(input) => {
+                    *totals.events.entry(kind.topic()).or_default() += 1;
+                    out.push(input);
+                }
+                Err(e) => {
+                    *totals
+                        .rejected
+                        .entry((kind.topic(), e.reason.code().to_owned()))
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn summary(totals: &Totals, progress: &Progress) {
+    let secs = progress.began.elapsed().as_secs_f64();
+    println!(
+        "replay summary ({:.1} s, {} files, {} repeated copies dropped)",
+        secs, totals.files, totals.copies
+    );
+    println!("  messages by topic (valid; days overlapping by the margin count each time):");
+    for (topic, n) in &totals.events {
+        println!("    {topic:<12} {n}");
+    }
+    println!("  rejected by reason:");
+    if totals.rejected.is_empty() {
+        println!("    none");
+    }
+    for ((topic, reason), n) in &totals.rejected {
+        println!("    {topic:<12} {reason:<24} {n}");
+    }
+    if !totals.written.is_empty() {
+        println!("  warehouse rows upserted / deleted per table:");
+        for (table, n) in totals
+            .written
+            .iter()
+            .filter(|(t, _)| !t.starts_with("deleted_"))
+        {
+            let deleted = totals
+                .written
+                .get(format!("deleted_{table}").as_str())
+                .copied()
+                .unwrap_or(0);
+            println!("    {table:<24} {n:>10} / {deleted}");
+        }
+    }
+}
