@@ -10,7 +10,7 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay browser stack kafka bench bench-kafka bench-ws demo clean-cache
+.PHONY: test setup lint unit schema replay browser stack kafka bench bench-kafka bench-ws bench-lake demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
 test: setup lint unit schema replay browser stack kafka
@@ -52,6 +52,12 @@ stack:
 kafka:
 	cargo build --release --locked --bin shopflow
 	SHOPFLOW_BIN=$(BIN_RELEASE) $(PYTEST) -q -p no:cacheprovider tests/kafka
+
+## Replay throughput from the lake: local directory and moto S3, with and without the warehouse.
+bench-lake: setup
+	cargo build --release --locked --bin shopflow
+	cargo build --release --locked -p shopflow-connectors --example lake_fill
+	scripts/bench-lake.sh
 
 ## The live demo (Ctrl-C to stop).
 demo:

@@ -4,12 +4,16 @@
 //! and malformed events), every line is validated as it would be from Kafka,
 //! and the dataflow runs live. The dashboard (http://127.0.0.1:8080 by
 //! default) gets a new state per completed timestamp; the console view
-//! refreshes every second.
+//! refreshes every second. Every line is also kept in the lake's raw layer,
+//! in a local directory (`data/lake` by default; `docs/lake.md`).
 
 use super::console::{render, show};
 use super::dashboard::{Dashboard, TOKEN_VAR, now_ms, token};
 use super::{parse_duration_ms, parse_fraction};
 use crate::shutdown::Shutdown;
+use shopflow_connectors::lake::raw::RawRecord;
+use shopflow_connectors::lake::writer::{Completion, RawWriter};
+use shopflow_connectors::lake::{Lake, LakeSettings};
 use shopflow_connectors::metrics::Metrics;
 use shopflow_dataflow::run::{Input, run_live};
 use shopflow_generator::sim::World;
@@ -59,6 +63,10 @@ pub struct Args {
     /// on a network, give an address like 0.0.0.0:8080 and set a token.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Directory of the lake's raw layer (every generated message as Parquet,
+    /// docs/lake.md); "" turns it off.
+    #[arg(long, default_value = "data/lake")]
+    lake: String,
     /// File holding the token the dashboard's /api/* and /ws require
     /// (SHOPFLOW_DASHBOARD_TOKEN wins over it). Without either: no token.
     #[arg(long)]
@@ -67,17 +75,73 @@ pub struct Args {
     dataflow: super::DataflowArgs,
 }
 
-/// Validates generated lines and passes them to the dataflow, counting rejections.
+/// Validates generated lines and passes them to the dataflow, counting
+/// rejections; with a lake, keeps every line in its raw layer.
 struct Ingest {
     tx: SyncSender<Input>,
     metrics: Arc<Metrics>,
+    lake: Option<DemoLake>,
+}
+
+/// The demo's raw layer: one partition (0) per topic, offsets counted per
+/// topic from the run's start time in microseconds (two runs never share a
+/// file name). The dataflow judges lateness after a line is written, so
+/// valid lines carry the admission `not_recorded`. Markers follow the
+/// generator's clock minus the out-of-orderness.
+struct DemoLake {
+    writer: RawWriter,
+    next: [i64; 6],
+    out_of_orderness_ms: i64,
+    input_time: u64,
+}
+
+impl DemoLake {
+    fn add(&mut self, kind: EventKind, arrival: Timestamp, line: &[u8], input: Option<&Input>) {
+        let k = EventKind::ALL.iter().position(|x| *x == kind).unwrap_or(0);
+        let record = RawRecord {
+            partition: 0,
+            offset: self.next[k],
+            kafka_ts: Some(arrival.0),
+            key: None,
+            payload: line.to_vec(),
+            admission: input.map(|_| "not_recorded"),
+        };
+        self.next[k] += 1;
+        self.writer.add(kind, input.map_or(arrival.0, Input::ts), record);
+        self.input_time = self
+            .input_time
+            .max((arrival.0 - self.out_of_orderness_ms).max(0) as u64);
+        if self.writer.due(kind, 0) {
+            self.flush(kind);
+            self.writer.settle(self.input_time, false);
+        }
+    }
+
+    fn flush(&mut self, kind: EventKind) {
+        if let Err(e) = self.writer.flush(kind.topic(), kind, 0, self.input_time) {
+            tracing::warn!(error = %e, "cannot write the demo's raw files; retried at the next flush");
+        }
+    }
+}
+
+impl Drop for DemoLake {
+    fn drop(&mut self) {
+        for kind in EventKind::ALL {
+            self.flush(kind);
+        }
+        self.writer.settle(self.input_time, true);
+    }
 }
 
 impl Sink for Ingest {
-    fn emit(&mut self, kind: EventKind, _arrival: Timestamp, line: &[u8]) -> io::Result<()> {
+    fn emit(&mut self, kind: EventKind, arrival: Timestamp, line: &[u8]) -> io::Result<()> {
         self.metrics
             .add("shopflow_messages_total", &[("topic", kind.topic())], 1);
-        let input = match Input::from_line(kind, line) {
+        let input = Input::from_line(kind, line);
+        if let Some(lake) = &mut self.lake {
+            lake.add(kind, arrival, line, input.as_ref().ok());
+        }
+        let input = match input {
             Ok(input) => input,
             Err(e) => {
                 let reason = e.reason.code();
@@ -90,6 +154,39 @@ impl Sink for Ingest {
             .send(input)
             .map_err(|_| io::Error::new(io::ErrorKind::Interrupted, "dataflow stopped"))
     }
+}
+
+/// Opens the demo's lake directory, if any.
+fn open_lake(
+    dir: &str,
+    settings: &shopflow_dataflow::Settings,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<DemoLake>> {
+    if dir.is_empty() {
+        return Ok(None);
+    }
+    let lake = Lake::open(
+        &LakeSettings {
+            url: dir.to_owned(),
+            ..LakeSettings::default()
+        },
+        Some(metrics.clone()),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}; or pass --lake \"\" to run without a lake"))?;
+    tracing::info!(lake = %dir, "raw layer on (docs/lake.md)");
+    let writer = RawWriter::new(
+        Arc::new(lake),
+        Arc::new(Completion::default()),
+        0,
+        settings.allowed_lateness_ms,
+        metrics.clone(),
+    );
+    Ok(Some(DemoLake {
+        writer,
+        next: [now_ms() * 1000; 6],
+        out_of_orderness_ms: settings.out_of_orderness_ms,
+        input_time: 0,
+    }))
 }
 
 /// Runs `demo` until Ctrl-C (or `--duration`).
@@ -123,9 +220,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let (tx, rx) = sync_channel(50_000);
     let stop = shutdown.clone();
+    let lake = open_lake(&args.lake, &settings, &metrics)?;
     let ingest = Ingest {
         tx,
         metrics: metrics.clone(),
+        lake,
     };
     let generator = std::thread::Builder::new()
         .name("generator".into())

@@ -517,7 +517,7 @@ impl KafkaSource {
                 return;
             }
         }
-        if let Err(e) = writer.flush(&part.topic, part.kind, part.partition, input_time) {
+        if let Err(e) = writer.flush(part.kind.topic(), part.kind, part.partition, input_time) {
             self.metrics.add("shopflow_lake_flush_errors_total", &[], 1);
             tracing::error!(error = %e, topic = %part.topic, partition = part.partition, "cannot write raw files; the partition waits and retries (nothing is committed past the lake)");
             part.lake_blocked = Some(Instant::now());
