@@ -37,7 +37,11 @@ fn main() -> Result<(), String> {
         let path = format!("{dir}/{}.jsonl", kind.topic());
         let text = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
         let mut by_hour: BTreeMap<i64, Vec<RawRecord>> = BTreeMap::new();
-        for (offset, line) in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        for (offset, line) in text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
             let parsed = Input::from_line(kind, line).ok();
             let record = RawRecord {
                 partition: 0,
@@ -49,6 +53,7 @@ fn main() -> Result<(), String> {
                     Input::Event(..) => "on_time",
                     _ => "applied",
                 }),
+                entered: parsed.as_ref().map(|i| i.ts()),
             };
             let hour = hour_of(parsed.map_or(0, |i| i.ts()));
             by_hour.entry(hour).or_default().push(record);

@@ -105,9 +105,11 @@ impl DemoLake {
             key: None,
             payload: line.to_vec(),
             admission: input.map(|_| "not_recorded"),
+            entered: None,
         };
         self.next[k] += 1;
-        self.writer.add(kind, input.map_or(arrival.0, Input::ts), record);
+        self.writer
+            .add(kind, input.map_or(arrival.0, Input::ts), record);
         self.input_time = self
             .input_time
             .max((arrival.0 - self.out_of_orderness_ms).max(0) as u64);

@@ -108,7 +108,9 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
         Some(Sink::open(&plan.config.warehouse, &plan.settings).map_err(|e| anyhow!(e))?)
     };
     if sink.is_none() && plan.output_csv.is_none() {
-        tracing::info!("no --database-url and no --output-csv: computing only (a check, or a benchmark)");
+        tracing::info!(
+            "no --database-url and no --output-csv: computing only (a check, or a benchmark)"
+        );
     }
     let margin = round_up_hour(plan.settings.allowed_lateness_ms + plan.settings.horizon_ms);
     // List every file first, for the progress bar.

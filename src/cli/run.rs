@@ -183,6 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         pending: Vec::new(),
         interval: Duration::from_millis(config.commit_interval_ms),
         floor: recovery.as_ref().map_or(0, |r| r.frontier),
+        completion: lake.as_ref().map(|_| completion.clone()),
         last_commit: Instant::now(),
         failed: failed.clone(),
         shutdown: shutdown.clone(),

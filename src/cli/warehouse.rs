@@ -95,6 +95,8 @@ pub struct Writer {
     /// Changes before this time are in the warehouse already (a restart that
     /// recovered its state from the lake replays them): not written again.
     pub floor: Time,
+    /// With a lake: how far every message fed is in the lake.
+    pub completion: Option<Arc<shopflow_connectors::lake::writer::Completion>>,
     pub last_commit: Instant,
     pub failed: Arc<Mutex<Option<String>>>,
     pub shutdown: Shutdown,
@@ -109,7 +111,14 @@ impl Writer {
         let floor = self.floor;
         self.pending
             .extend(progress.changes.iter().filter(|c| c.1 >= floor).cloned());
-        if progress.upto < Time::MAX && self.last_commit.elapsed() < self.interval {
+        // With a lake, results are committed only up to where every message
+        // that entered before is in the lake: what crash recovery rebuilds from.
+        let upto = match &self.completion {
+            Some(c) => progress.upto.min(c.complete()),
+            None => progress.upto,
+        };
+        if upto < Time::MAX && (self.last_commit.elapsed() < self.interval || upto <= self.durable)
+        {
             return self.durable; // coalesced into the next commit
         }
         // Dead letters must be in Kafka before the warehouse records their offsets.
@@ -124,11 +133,15 @@ impl Writer {
             }
             return self.durable;
         }
+        let (changes, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|c| c.1 < upto);
+        self.pending = later;
         let batch = Batch {
-            upto: progress.upto,
-            changes: std::mem::take(&mut self.pending),
+            upto,
+            changes,
             dead_letters: self.dead.drain(),
-            positions: take_positions(&self.positions, progress.upto),
+            positions: take_positions(&self.positions, upto),
         };
         match self.sink.write(&batch) {
             Ok(written) => {
@@ -137,7 +150,7 @@ impl Writer {
                         .add("shopflow_warehouse_rows_total", &[("table", table)], n);
                 }
                 self.metrics.add("shopflow_warehouse_commits_total", &[], 1);
-                self.durable = progress.upto;
+                self.durable = upto;
                 self.last_commit = Instant::now();
             }
             Err(Permanent(why)) => {

@@ -1,17 +1,18 @@
 //! Crash recovery: a worker rebuilds its share of the dataflow's state from
 //! the lake before it reads Kafka.
 //!
-//! The warehouse holds every result before its committed frontier `F`, and
-//! `pipeline_progress` the next offset of every partition whose messages are
-//! all reflected there; the lake holds every message before those offsets
-//! (positions are published only after the raw flush covering them). So the
-//! worker feeds again, from the raw layer, each partition's messages before
-//! its committed offset: reference topics whole, event topics from the hour
-//! of `F − 1 h − horizon` on (older ones have left the live state by `F`),
-//! except rejected and too-late ones, which the live run did not apply
-//! either. Then it moves its input time to `F` and reads Kafka from the
-//! committed offsets. The warehouse sink drops changes before `F` (already
-//! committed); from `F` on, the state is that of a run that never stopped.
+//! The warehouse holds every result before its committed frontier `F`: the
+//! results of exactly the messages that entered the dataflow before `F`. The
+//! sink commits a frontier only once every message that entered before it
+//! is in the lake ([`crate::lake::writer::Completion`]), and the raw layer
+//! records when each message entered (`entered_at`). So the worker feeds
+//! again, from the raw layer, every message of its partitions that entered
+//! before `F`: reference topics whole, event topics from the hour of
+//! `F − 1 h − horizon` on (older ones have left the live state by `F`).
+//! Then it moves its input time to `F` and reads Kafka from the committed
+//! offsets (`pipeline_progress`), skipping the messages it has just fed. The
+//! warehouse sink drops changes before `F` (already committed); from `F` on,
+//! the state is that of a run that never stopped.
 
 use crate::lake::paths::{HOUR_MS, hour_of};
 use crate::lake::{Lake, LakeError, read};
@@ -36,6 +37,10 @@ pub struct Recovery {
 /// The newest event time fed per (topic, partition).
 pub type Newest = BTreeMap<(EventKind, i32), i64>;
 
+/// Offsets at or after the committed position that were fed, per (topic,
+/// partition): Kafka delivers them again, and they must be skipped.
+pub type Skip = BTreeMap<(EventKind, i32), std::collections::BTreeSet<i64>>;
+
 /// Counts of one worker's recovery.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Recovered {
@@ -48,18 +53,21 @@ pub struct Recovered {
 }
 
 /// Feeds the messages of `parts` ((kind, topic, partition), reference topics
-/// first) before their committed offsets; returns the counts and the newest
-/// event time fed per event partition.
+/// first) that entered before the frontier; returns the counts, the newest
+/// event time fed per event partition, and the offsets Kafka will deliver
+/// again that must be skipped.
 pub fn recover(
     recovery: &Recovery,
     settings: &Settings,
     parts: &[(EventKind, String, i32)],
     offer: &mut Offer<'_>,
-) -> Result<(Recovered, Newest), LakeError> {
+) -> Result<(Recovered, Newest, Skip), LakeError> {
     let since = hour_of(recovery.frontier as i64 - HOUR_MS - settings.horizon_ms) - HOUR_MS;
     let until = hour_of(recovery.frontier as i64) + 2 * HOUR_MS;
     let mut counts = Recovered::default();
     let mut newest = Newest::new();
+    let mut skip = Skip::new();
+    let frontier = recovery.frontier as i64;
     let mut kinds: Vec<EventKind> = parts.iter().map(|p| p.0).collect();
     kinds.dedup();
     for kind in kinds {
@@ -71,17 +79,22 @@ pub fn recover(
             .collect();
         let files: Vec<_> = read::list(&recovery.lake, kind, hours)?
             .into_iter()
-            .filter(|f| owned.get(&f.partition).is_some_and(|&next| f.first < next))
+            .filter(|f| owned.contains_key(&f.partition))
             .collect();
         counts.files += files.len();
         let mut rows = read::read(&recovery.lake, &files, &mut |_| {})?;
         read::dedup(&mut rows);
         for row in rows {
             let next = owned.get(&row.partition).copied().unwrap_or(0);
-            let applied = row.error.is_none() && row.admission.as_deref() != Some("too_late");
-            if row.offset >= next || !applied {
+            let before = row.entered.is_some_and(|t| t < frontier);
+            if !before || row.error.is_some() {
                 counts.skipped += 1;
                 continue;
+            }
+            if row.offset >= next {
+                skip.entry((kind, row.partition))
+                    .or_default()
+                    .insert(row.offset);
             }
             match Input::from_line(kind, &row.payload) {
                 Ok(input) => {
@@ -97,5 +110,5 @@ pub fn recover(
         }
     }
     offer.advance_to(recovery.frontier);
-    Ok((counts, newest))
+    Ok((counts, newest, skip))
 }

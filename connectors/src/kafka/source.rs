@@ -171,6 +171,8 @@ struct Part {
     unflushed: VecDeque<(Time, i64)>,
     /// The last lake flush failed: not read until one succeeds.
     lake_blocked: Option<Instant>,
+    /// Offsets already fed from the lake by crash recovery, to skip.
+    skip: std::collections::BTreeSet<i64>,
 }
 
 impl Part {
@@ -303,6 +305,7 @@ impl KafkaSource {
                 paused: false,
                 unflushed: VecDeque::new(),
                 lake_blocked: None,
+                skip: Default::default(),
             });
         }
         // Reference partitions first: they are drained before events.
@@ -382,6 +385,13 @@ impl KafkaSource {
                 break;
             };
             let (offset, outcome) = match result {
+                Ok(message) if part.skip.contains(&message.offset()) => {
+                    // Fed from the lake at start-up (it entered before the
+                    // committed frontier): not again.
+                    let offset = message.offset();
+                    self.parts[i].skip.remove(&offset);
+                    (offset, Err(Ok(None)))
+                }
                 Ok(message) => {
                     let payload = message.payload().unwrap_or_default();
                     let offset = message.offset();
@@ -392,6 +402,7 @@ impl KafkaSource {
                         key: message.key().map(<[u8]>::to_vec),
                         payload: payload.to_vec(),
                         admission: None,
+                        entered: None,
                     });
                     let outcome = match Input::from_line(part.kind, payload) {
                         Ok(input) => Ok((input, raw)),
@@ -432,6 +443,9 @@ impl KafkaSource {
                             Some(Admission::Late) => "late",
                             Some(Admission::TooLate) => "too_late",
                         });
+                        // Where the feeder put it (`Feeder::event`, `product`, …).
+                        record.entered = (admission != Some(Admission::TooLate))
+                            .then(|| self.dataflow.tick(ts).max(offer.time()) as i64);
                         writer.add(kind, ts, record);
                     }
                 }
@@ -538,11 +552,12 @@ impl KafkaSource {
             .collect();
         let began = Instant::now();
         match super::recovery::recover(recovery, &self.dataflow, &parts, offer) {
-            Ok((counts, newest)) => {
+            Ok((counts, newest, mut skip)) => {
                 for p in &mut self.parts {
                     if let Some(&ts) = newest.get(&(p.kind, p.partition)) {
                         p.max_ts = p.max_ts.max(Some(ts));
                     }
+                    p.skip = skip.remove(&(p.kind, p.partition)).unwrap_or_default();
                 }
                 self.metrics
                     .add("shopflow_recovered_total", &[], counts.fed);
@@ -561,13 +576,19 @@ impl KafkaSource {
         }
     }
 
-    /// Flushes every raw buffer and writes due `_SUCCESS` markers.
-    fn flush_all(&mut self, input_time: Time) {
+    /// Flushes every raw buffer and writes due `_SUCCESS` markers. `last`:
+    /// nothing more will be read, so once all is flushed this worker holds
+    /// no later result back ([`RawWriter::finish`]).
+    fn flush_all(&mut self, input_time: Time, last: bool) {
         for i in 0..self.parts.len() {
             self.flush_lake(i, input_time, true);
         }
         if let Some(writer) = &mut self.raw {
-            writer.settle(input_time, true);
+            if last {
+                writer.finish(input_time);
+            } else {
+                writer.settle(input_time, true);
+            }
         }
     }
 
@@ -656,13 +677,13 @@ impl Source for KafkaSource {
             None => true,
         };
         if !open {
-            self.flush_all(offer.time());
+            self.flush_all(offer.time(), true);
         }
         open
     }
 
     fn close(&mut self) {
-        self.flush_all(self.input_time);
+        self.flush_all(self.input_time, true);
     }
 
     fn mark(&self) -> Mark {

@@ -4,7 +4,7 @@
 //! it was rejected (if it was), how the live run admitted it, and the parsed
 //! fields as typed columns (timestamps in UTC milliseconds, money as
 //! `decimal(18,2)`, rates as `decimal(18,6)`, order lines as a list of
-//! structs). Columns are documented in `docs/lake.md`. The first seven
+//! structs). Columns are documented in `docs/lake.md`. The first eight
 //! columns are the same for every topic; replays and recovery read only
 //! those, and validate the payload again through the same code as Kafka.
 
@@ -13,7 +13,7 @@ use arrow_array::builder::{
     StringBuilder, StructBuilder, TimestampMillisecondBuilder,
 };
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -40,9 +40,11 @@ pub struct RawRecord {
     /// How the live run admitted it: `on_time`, `late`, `too_late`, or
     /// `applied` (reference data); `None` if it was rejected.
     pub admission: Option<&'static str>,
+    /// The dataflow time (ms) it entered at; `None` if it was not applied.
+    pub entered: Option<i64>,
 }
 
-/// What replays and recovery read back: the first seven columns.
+/// What replays and recovery read back: the common columns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawRow {
     /// Kafka partition.
@@ -55,6 +57,8 @@ pub struct RawRow {
     pub error: Option<String>,
     /// How the live run admitted it.
     pub admission: Option<String>,
+    /// The dataflow time (ms) it entered at, if it was applied.
+    pub entered: Option<i64>,
 }
 
 fn ts_type() -> DataType {
@@ -139,6 +143,7 @@ pub fn schema(kind: EventKind) -> Arc<Schema> {
         Field::new("payload", DataType::Binary, false),
         Field::new("error", DataType::Utf8, true),
         Field::new("admission", DataType::Utf8, true),
+        Field::new("entered_at", ts_type(), true),
     ];
     for (name, t) in parsed_columns(kind) {
         fields.push(Field::new(name, t, true));
@@ -280,6 +285,9 @@ impl Col {
     }
 }
 
+/// The columns every topic has, before its parsed ones.
+const COMMON: usize = 8;
+
 /// Row groups of up to this many rows: large enough for scans, and a file
 /// is capped by `lake.flush_bytes` anyway.
 const ROW_GROUP_ROWS: usize = 1 << 20;
@@ -296,7 +304,9 @@ pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String>
     let mut payload = BinaryBuilder::new();
     let mut error = StringBuilder::new();
     let mut admission = StringBuilder::new();
-    let mut parsed: Vec<Col> = schema.fields()[7..]
+    let mut entered =
+        TimestampMillisecondBuilder::with_capacity(records.len()).with_timezone("UTC");
+    let mut parsed: Vec<Col> = schema.fields()[COMMON..]
         .iter()
         .map(|f| Col::new(f.data_type()))
         .collect();
@@ -307,6 +317,7 @@ pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String>
         key.append_option(r.key.as_deref());
         payload.append_value(&r.payload);
         admission.append_option(r.admission);
+        entered.append_option(r.entered);
         match validate(kind, &r.payload) {
             Ok(record) => {
                 error.append_null();
@@ -331,6 +342,7 @@ pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String>
         Arc::new(payload.finish()),
         Arc::new(error.finish()),
         Arc::new(admission.finish()),
+        Arc::new(entered.finish()),
     ];
     columns.extend(parsed.into_iter().map(Col::finish));
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?;
@@ -350,7 +362,7 @@ pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String>
 /// Decodes the common columns of a raw file.
 pub fn decode(bytes: bytes::Bytes) -> Result<Vec<RawRow>, String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4, 5, 6]);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4, 5, 6, 7]);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
@@ -373,6 +385,8 @@ pub fn decode(bytes: bytes::Bytes) -> Result<Vec<RawRow>, String> {
             col("admission")?,
         );
         let (p, o) = (p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
+        let en = col("entered_at")?;
+        let en = en.as_primitive::<TimestampMillisecondType>();
         let (pl, er, ad) = (
             pl.as_binary::<i32>(),
             er.as_string::<i32>(),
@@ -385,6 +399,7 @@ pub fn decode(bytes: bytes::Bytes) -> Result<Vec<RawRow>, String> {
                 payload: pl.value(i).to_vec(),
                 error: er.is_valid(i).then(|| er.value(i).to_owned()),
                 admission: ad.is_valid(i).then(|| ad.value(i).to_owned()),
+                entered: en.is_valid(i).then(|| en.value(i)),
             });
         }
     }
@@ -403,6 +418,7 @@ mod tests {
             key: Some(b"s1".to_vec()),
             payload: payload.as_bytes().to_vec(),
             admission,
+            entered: admission.map(|_| 1_700_000_000_000),
         }
     }
 

@@ -81,6 +81,7 @@ mod tests {
             key: None,
             payload: format!("{{\"n\":{offset}}}").into_bytes(),
             admission: None,
+            entered: None,
         }
     }
 

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 /// the workers' writers, to write `_SUCCESS` markers.
 #[derive(Debug, Default)]
 pub struct Completion {
-    /// Per registered worker: the input time before which all it read is flushed.
-    flushed: Mutex<BTreeMap<usize, u64>>,
+    /// Per registered worker: (the time before which everything it fed is
+    /// flushed, its input time).
+    flushed: Mutex<BTreeMap<usize, (u64, u64)>>,
     /// (topic, hour start) with files and no marker yet.
     hours: Mutex<BTreeSet<(String, i64)>>,
 }
@@ -36,29 +37,43 @@ pub struct Completion {
 impl Completion {
     /// Registers a worker that writes raw files.
     pub fn register(&self, worker: usize) {
-        self.flushed.lock().expect("flushed").insert(worker, 0);
+        self.flushed.lock().expect("flushed").insert(worker, (0, 0));
     }
 
-    fn report(&self, worker: usize, upto: u64) {
+    fn report(&self, worker: usize, flushed: u64, input_time: u64) {
         let mut map = self.flushed.lock().expect("flushed");
-        let e = map.entry(worker).or_insert(0);
-        *e = (*e).max(upto);
+        let e = map.entry(worker).or_insert((0, 0));
+        *e = (e.0.max(flushed), e.1.max(input_time));
     }
 
-    fn complete(&self) -> u64 {
+    /// The time before which every record any worker fed is in the lake:
+    /// results before it may be committed (`u64::MAX` once every worker has
+    /// finished and flushed everything).
+    pub fn complete(&self) -> u64 {
         self.flushed
             .lock()
             .expect("flushed")
             .values()
+            .map(|v| v.0)
             .min()
-            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The watermark every worker has passed with all it read flushed.
+    fn marked(&self) -> u64 {
+        self.flushed
+            .lock()
+            .expect("flushed")
+            .values()
+            .map(|v| v.0.min(v.1))
+            .min()
             .unwrap_or(0)
     }
 
     /// Writes the markers of every hour complete before `upto` (the smallest
     /// flushed time of all workers) minus the lateness.
     fn mark(&self, lake: &Lake, lateness_ms: i64) -> Result<(), LakeError> {
-        let upto = self.complete() as i64;
+        let upto = self.marked().min(i64::MAX as u64) as i64;
         let due: Vec<(String, i64)> = {
             let hours = self.hours.lock().expect("hours");
             hours
@@ -211,6 +226,19 @@ impl RawWriter {
         Ok(())
     }
 
+    /// The worker reads nothing more: if every buffer is flushed, it no
+    /// longer holds results back; otherwise it settles at `input_time`.
+    pub fn finish(&mut self, input_time: u64) {
+        if self.parts.values().all(|b| b.records.is_empty()) {
+            self.completion.report(self.worker, u64::MAX, input_time);
+            if let Err(e) = self.completion.mark(&self.lake, self.lateness_ms) {
+                tracing::warn!(error = %e, "cannot write _SUCCESS markers");
+            }
+        } else {
+            self.settle(input_time, true);
+        }
+    }
+
     /// Notes that every partition with an empty buffer is flushed up to
     /// `input_time`, tells the others, and writes due `_SUCCESS` markers (at
     /// most once a second unless `now`).
@@ -226,7 +254,7 @@ impl RawWriter {
             .map(|b| b.flushed_time)
             .min()
             .unwrap_or(input_time);
-        self.completion.report(self.worker, mine);
+        self.completion.report(self.worker, mine, input_time);
         if now || self.last_mark.elapsed() >= Duration::from_secs(1) {
             self.last_mark = Instant::now();
             if let Err(e) = self.completion.mark(&self.lake, self.lateness_ms) {
