@@ -12,6 +12,7 @@ fill="$target/release/examples/lake_fill"
 events="${EVENTS:-1000000}"
 workers="${WORKERS:-2}"
 work="$(mktemp -d /tmp/shopflow-bench-lake.XXXXXX)"
+chmod 755 "$work"  # PostgreSQL runs as its own user
 export SHOPFLOW_STATE_DIR="$work/state" S3_PORT=29300 PG_PORT=29301 S3_BUCKET=shopflow-bench
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export SHOPFLOW_LOG=warn SHOPFLOW_LAKE_S3_ENDPOINT=http://127.0.0.1:29300

@@ -1,6 +1,7 @@
 //! The subcommands and their arguments.
 
 mod console;
+mod curate;
 mod dashboard;
 mod demo;
 mod fx_server;

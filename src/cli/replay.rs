@@ -35,6 +35,9 @@ pub struct Args {
     /// Warehouse schema (default: warehouse.schema, shopflow).
     #[arg(long)]
     schema: Option<String>,
+    /// Do not write the replayed days' curated layer (curated/<table>/dt=…/) to the lake.
+    #[arg(long)]
+    no_curated: bool,
     /// TOML configuration file ([lake] and [warehouse] sections).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -129,6 +132,7 @@ fn from_lake(args: Args) -> anyhow::Result<()> {
         output_csv: args.output_csv,
         workers: args.workers,
         settings: args.dataflow.settings()?,
+        curated: !args.no_curated,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::config::RunConfig;
 use anyhow::{Context, anyhow};
 use shopflow_connectors::lake::paths::{DAY_MS, HOUR_MS};
 use shopflow_connectors::lake::raw::RawRow;
-use shopflow_connectors::lake::{Lake, read};
+use shopflow_connectors::lake::{Lake, curated, read};
 use shopflow_connectors::warehouse::sink::Sink;
 use shopflow_dataflow::run::{Input, feed_share, run_bounded};
 use shopflow_dataflow::{Row, Settings, Table, Tables};
@@ -38,16 +38,24 @@ pub struct Plan {
     pub workers: usize,
     /// Dataflow settings (must match the live run's).
     pub settings: Settings,
+    /// Also write each day's curated layer.
+    pub curated: bool,
 }
 
 /// Totals for the summary.
 #[derive(Default)]
-struct Totals {
+pub struct Totals {
     files: usize,
     events: BTreeMap<&'static str, u64>,
     rejected: BTreeMap<(&'static str, String), u64>,
     copies: usize,
     written: BTreeMap<&'static str, u64>,
+    /// Seconds spent listing, reading, decoding and validating the lake.
+    read_s: f64,
+    /// Seconds spent in the dataflow.
+    dataflow_s: f64,
+    /// Seconds spent writing the warehouse and the curated layer.
+    write_s: f64,
 }
 
 /// A one-line progress display on stderr: redrawn in place on a terminal,
@@ -112,7 +120,7 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
             "no --database-url and no --output-csv: computing only (a check, or a benchmark)"
         );
     }
-    let margin = round_up_hour(plan.settings.allowed_lateness_ms + plan.settings.horizon_ms);
+    let margin = margin(&plan.settings);
     // List every file first, for the progress bar.
     let reference: Vec<_> = [EventKind::Fx, EventKind::Product, EventKind::User]
         .into_iter()
@@ -146,28 +154,26 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
     };
     let mut totals = Totals::default();
     tracing::info!(lake = %lake.url(), from = %plan.from, to = %plan.to, files = progress.total_files, "replaying from the lake");
+    let t = Instant::now();
     let refs = load(&lake, &reference, &mut progress, &mut totals)?;
+    totals.read_s += t.elapsed().as_secs_f64();
     let mut csv_tables = plan
         .output_csv
         .as_ref()
         .map(|_| Tables::new(plan.settings.clone()));
     for (day, files) in days {
+        let t = Instant::now();
         let mut inputs = refs.clone();
         inputs.extend(load(&lake, &files, &mut progress, &mut totals)?);
-        let inputs = Arc::new(inputs);
-        let changes = run_bounded(plan.settings.clone(), plan.workers, move |i, n, feeder| {
-            feed_share(&inputs, i, n, feeder)
-        })
-        .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
-        let mut tables = Tables::new(plan.settings.clone());
-        tables.apply_all(changes);
+        totals.read_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let rows = day_rows(&plan.settings, plan.workers, day, inputs)?;
+        totals.dataflow_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let (start, end) = (day.start().0, day.start().0 + DAY_MS);
-        let rows: Vec<Row> = Table::WAREHOUSE
-            .into_iter()
-            .chain([Table::Conflicts])
-            .flat_map(|t| tables.rows(t).cloned().collect::<Vec<_>>())
-            .filter(|r| r.event_time().is_none_or(|t| (start..end).contains(&t)))
-            .collect();
+        if plan.curated {
+            curated::write_day(&lake, day, &rows).map_err(|e| anyhow!("day {day}: {e}"))?;
+        }
         if let Some(sink) = &mut sink {
             let written = sink.rewrite_day(start, end, &rows).map_err(|e| {
                 anyhow!(
@@ -182,6 +188,7 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
         if let Some(t) = &mut csv_tables {
             t.apply_time(0, rows.into_iter().map(|r| (r, 1)).collect());
         }
+        totals.write_s += t.elapsed().as_secs_f64();
         progress.show(true);
         if !progress.tty {
             tracing::info!(%day, "day replayed");
@@ -195,6 +202,60 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
     }
     summary(&totals, &progress);
     Ok(())
+}
+
+/// The rows of `day` (its facts and windows, every dimension member and
+/// conflict) computed by one bounded run over `inputs`.
+fn day_rows(
+    settings: &Settings,
+    workers: usize,
+    day: Date,
+    inputs: Vec<Input>,
+) -> anyhow::Result<Vec<Row>> {
+    let inputs = Arc::new(inputs);
+    let changes = run_bounded(settings.clone(), workers, move |i, n, feeder| {
+        feed_share(&inputs, i, n, feeder)
+    })
+    .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
+    let mut tables = Tables::new(settings.clone());
+    tables.apply_all(changes);
+    let (start, end) = (day.start().0, day.start().0 + DAY_MS);
+    Ok(Table::WAREHOUSE
+        .into_iter()
+        .chain([Table::Conflicts])
+        .flat_map(|t| tables.rows(t).cloned().collect::<Vec<_>>())
+        .filter(|r| r.event_time().is_none_or(|t| (start..end).contains(&t)))
+        .collect())
+}
+
+/// Replays one day from the lake (one worker, no progress display) and
+/// writes its curated layer: what `run` does once a day is complete.
+pub fn curate_day(lake: &Lake, settings: &Settings, day: Date) -> anyhow::Result<usize> {
+    let (start, end) = (day.start().0, day.start().0 + DAY_MS);
+    let m = margin(settings);
+    let mut files = Vec::new();
+    for kind in EventKind::ALL {
+        let hours = (!matches!(kind, EventKind::Fx | EventKind::Product | EventKind::User))
+            .then_some((start - m, end + m));
+        files.push((kind, read::list(lake, kind, hours).map_err(|e| anyhow!(e))?));
+    }
+    let mut progress = Progress {
+        began: Instant::now(),
+        last: Instant::now(),
+        tty: false,
+        files: 0,
+        total_files: 0,
+        events: 0,
+    };
+    let inputs = load(lake, &files, &mut progress, &mut Totals::default())?;
+    let rows = day_rows(settings, 1, day, inputs)?;
+    curated::write_day(lake, day, &rows).map_err(|e| anyhow!(e))
+}
+
+/// The margin read around a day: the allowed lateness plus the horizon,
+/// rounded up to whole hours.
+fn margin(settings: &Settings) -> i64 {
+    round_up_hour(settings.allowed_lateness_ms + settings.horizon_ms)
 }
 
 fn round_up_hour(ms: i64) -> i64 {
@@ -246,6 +307,10 @@ fn summary(totals: &Totals, progress: &Progress) {
     println!(
         "replay summary ({:.1} s, {} files, {} repeated copies dropped)",
         secs, totals.files, totals.copies
+    );
+    println!(
+        "  time: reading the lake {:.1} s, dataflow {:.1} s, writing {:.1} s",
+        totals.read_s, totals.dataflow_s, totals.write_s
     );
     println!("  messages by topic (valid; days overlapping by the margin count each time):");
     for (topic, n) in &totals.events {

@@ -238,9 +238,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         })?;
     tracing::info!(workers = config.workers, brokers = %config.kafka.brokers, "running; Ctrl-C to stop");
+    let mut curator = lake.as_ref().map(|l| {
+        super::curate::Curator::new(
+            l.clone(),
+            completion.clone(),
+            config.dataflow.clone(),
+            recovery.as_ref().map(|r| r.frontier),
+        )
+    });
     let mut last_log = Instant::now();
     while !dataflow.is_finished() {
         std::thread::sleep(Duration::from_millis(200));
+        if let Some(c) = &mut curator {
+            c.poll();
+        }
         dashboard.refresh_if_quiet();
         if config.console && last_log.elapsed() >= Duration::from_secs(1) {
             let view = render(&dashboard.board(), Timestamp(now_ms()));
@@ -262,6 +273,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     shutdown.request();
+    if let Some(c) = curator {
+        c.finish(); // days completed by the last steps
+    }
     dashboard.close();
     if let Some(fx) = fx {
         fx.join().map_err(|_| anyhow!("the FX poller panicked"))?;

@@ -12,6 +12,7 @@
 """
 
 import collections
+import csv
 import random
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import time
 
 import psycopg
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
@@ -118,6 +120,16 @@ def test_replay_of_a_day_equals_the_live_run(lake_run, postgres, s3, shopflow):
             assert db_rows(conn, "l1r", table) == db_rows(conn, schema, table), table
         assert_warehouse_equals(conn, schema, out)
         integrity(conn, "l1r")
+        orders = conn.execute("SELECT count(*), sum(total_amount_usd) FROM l1r.fact_orders").fetchone()
+    # The replay wrote the day's curated layer: typed, and equal to the warehouse.
+    curated = curated_table(s3, prefix, "fact_orders")
+    assert curated.schema.field("total_amount_usd").type == pa.decimal128(18, 2)
+    assert curated.schema.field("ts").type == pa.timestamp("ms", tz="UTC")
+    assert curated.num_rows == orders[0]
+    assert sum(curated["total_amount_usd"].to_pylist()) == orders[1]
+    assert set(curated["dt"].to_pylist()) == {DAY}
+    for table in ("dim_user", "dim_product", "dim_currency", "dim_time", "fact_clicks"):
+        assert curated_table(s3, prefix, table).num_rows > 0, table
 
 
 def test_a_replay_rerun_is_a_noop(lake_run, postgres, shopflow):
@@ -132,6 +144,33 @@ def test_a_replay_rerun_is_a_noop(lake_run, postgres, shopflow):
             after = snapshot(conn, schema)
         for table in STAR:
             assert after[table] == live[table], f"replay {attempt + 1} changed {table}"
+
+
+def curated_table(s3, prefix, table):
+    _, bucket = s3
+    dataset = ds.dataset(f"{bucket}/{prefix.rstrip('.')}/curated/{table}", filesystem=filesystem(s3),
+                         format="parquet", partitioning=ds.partitioning(
+                             pa.schema([("dt", pa.string())]), flavor="hive"))
+    return dataset.to_table()
+
+
+def test_run_writes_the_curated_layer_of_a_complete_day(broker, s3, shopflow, tmp_path):
+    prefix = "l4."
+    env = lake_env(broker, prefix, s3, run_exit_when_idle_ms=2500, lake_flush_ms=500)
+    sf(shopflow, ["topics", "create"], env)
+    # 28 hours of event time: 2026-11-24 is complete (its end + 5 min passed).
+    sf(shopflow, ["generate", "--seed", "34", "--events", "12000", "--rate", "0.12",
+                  "--out-dir", tmp_path / "gen", "--kafka", broker.brokers,
+                  "--topic-prefix", prefix], env)
+    proc = sf(shopflow, ["run"], env)
+    assert "curated layer written" in proc.stderr.decode()
+    sf(shopflow, ["replay", "--input", tmp_path / "gen", "--output-csv", tmp_path / "all"], env)
+    for table in ("fact_orders", "fact_clicks"):
+        with open(tmp_path / "all" / f"{table}.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["ts"].startswith(DAY)]
+        curated = curated_table(s3, prefix, table)
+        assert set(curated["dt"].to_pylist()) == {DAY}, "only the complete day is curated"
+        assert sorted(curated["event_id"].to_pylist()) == sorted(r["event_id"] for r in rows), table
 
 
 def test_sigkill_at_random_moments_ends_as_an_uninterrupted_run(broker, postgres, s3, shopflow,

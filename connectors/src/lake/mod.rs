@@ -5,6 +5,7 @@
 //!   `object_store` crate), with idempotent create-only writes and retries;
 //! - [`raw`]: the raw layer's schema, and encoding to and decoding from Parquet;
 //! - [`paths`]: object names (`raw/<topic>/dt=…/hr=…/part-…parquet`);
+//! - [`curated`]: the curated layer (a day's facts and dimension snapshots);
 //! - [`writer`]: the raw writer of `shopflow run` (buffers per partition,
 //!   flushes by size or age, marks complete hours with `_SUCCESS`);
 //! - [`read`]: listing and reading the raw layer back, for replays and for
@@ -12,6 +13,7 @@
 //!
 //! Design and guarantees: `docs/lake.md`.
 
+pub mod curated;
 pub mod paths;
 pub mod raw;
 pub mod read;

@@ -345,6 +345,12 @@ pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String>
         Arc::new(entered.finish()),
     ];
     columns.extend(parsed.into_iter().map(Col::finish));
+    to_parquet(schema, columns)
+}
+
+/// One record batch of `columns` as a zstd Parquet file, in row groups of
+/// up to [`ROW_GROUP_ROWS`]. The same columns always give the same bytes.
+pub(crate) fn to_parquet(schema: Arc<Schema>, columns: Vec<ArrayRef>) -> Result<Vec<u8>, String> {
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))

@@ -277,6 +277,19 @@ impl Lake {
         }
     }
 
+    /// Writes `bytes` under `key`, replacing any object there (atomically:
+    /// readers see the old or the new object, never a mix). For derived
+    /// objects only (the curated layer); the raw layer is create-only.
+    pub fn overwrite(&self, key: &str, bytes: Bytes) -> Result<(), LakeError> {
+        let path = self.path(key);
+        self.retry("put", key, || self.store.put(&path, bytes.clone().into()))?;
+        self.count("shopflow_lake_objects_total", "put");
+        if let Some(m) = &self.metrics {
+            m.add("shopflow_lake_bytes_total", &[], bytes.len() as u64);
+        }
+        Ok(())
+    }
+
     /// Reads a whole object.
     pub fn get(&self, key: &str) -> Result<Bytes, LakeError> {
         let path = self.path(key);

@@ -32,6 +32,8 @@ pub struct Completion {
     flushed: Mutex<BTreeMap<usize, (u64, u64)>>,
     /// (topic, hour start) with files and no marker yet.
     hours: Mutex<BTreeSet<(String, i64)>>,
+    /// Days with an hour marked complete (for the curated layer).
+    days: Mutex<BTreeSet<shopflow_model::Date>>,
 }
 
 impl Completion {
@@ -59,8 +61,13 @@ impl Completion {
             .unwrap_or(0)
     }
 
+    /// Days with an hour marked complete by this run.
+    pub fn days(&self) -> Vec<shopflow_model::Date> {
+        self.days.lock().expect("days").iter().copied().collect()
+    }
+
     /// The watermark every worker has passed with all it read flushed.
-    fn marked(&self) -> u64 {
+    pub fn marked(&self) -> u64 {
         self.flushed
             .lock()
             .expect("flushed")
@@ -84,6 +91,10 @@ impl Completion {
         };
         for (topic, hour) in due {
             lake.put(&success_marker(&topic, hour), bytes::Bytes::new())?;
+            self.days
+                .lock()
+                .expect("days")
+                .insert(shopflow_model::Timestamp(hour).date());
             self.hours.lock().expect("hours").remove(&(topic, hour));
         }
         Ok(())
