@@ -62,7 +62,7 @@ fn main() -> Result<(), String> {
         for (hour, records) in by_hour {
             for chunk in records.chunks(PER_FILE) {
                 let (first, last) = (chunk[0].offset, chunk[chunk.len() - 1].offset);
-                let bytes = encode(kind, chunk)?;
+                let bytes = encode(kind, chunk, 0)?;
                 lake.put(&raw_file(kind.topic(), hour, 0, first, last), bytes.into())
                     .map_err(|e| e.to_string())?;
                 files += 1;

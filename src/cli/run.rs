@@ -315,16 +315,20 @@ fn open_lake(
     }
     let lake = Arc::new(Lake::open(&config.lake, Some(metrics.clone())).map_err(|e| anyhow!(e))?);
     tracing::info!(lake = %lake.url(), "raw layer on");
-    let frontier = match sink {
-        Some(sink) => sink.frontier().map_err(|e| anyhow!(e))?,
-        None => None,
+    let (frontier, runs) = match sink {
+        Some(sink) => (
+            sink.frontier().map_err(|e| anyhow!(e))?,
+            sink.runs().map_err(|e| anyhow!(e))?,
+        ),
+        None => (None, Default::default()),
     };
     let recovery = frontier.map(|frontier| {
-        tracing::info!(frontier = %Timestamp(frontier as i64), "restart: recovering the dataflow state from the lake");
+        tracing::info!(frontier = %Timestamp(frontier as i64), runs = runs.len(), "restart: recovering the dataflow state from the lake");
         Recovery {
             lake: lake.clone(),
             frontier,
             resume: resume.clone(),
+            runs,
         }
     });
     Ok((Some(lake), completion, recovery))

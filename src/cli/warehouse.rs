@@ -142,6 +142,11 @@ impl Writer {
             changes,
             dead_letters: self.dead.drain(),
             positions: take_positions(&self.positions, upto),
+            run: self
+                .completion
+                .as_ref()
+                .map(|_| shopflow_connectors::lake::writer::run_started()),
+            final_frontier: self.completion.as_ref().map(|c| c.input_time()),
         };
         match self.sink.write(&batch) {
             Ok(written) => {

@@ -2,19 +2,26 @@
 //! the lake before it reads Kafka.
 //!
 //! The warehouse holds every result before its committed frontier `F`: the
-//! results of exactly the messages that entered the dataflow before `F`. The
-//! sink commits a frontier only once every message that entered before it
-//! is in the lake ([`crate::lake::writer::Completion`]), and the raw layer
-//! records when each message entered (`entered_at`). So the worker feeds
-//! again, from the raw layer, every message of its partitions that entered
-//! before `F`: reference topics whole, event topics from the hour of
-//! `F − 1 h − horizon` on (older ones have left the live state by `F`).
+//! results of exactly the messages that entered the dataflow before the
+//! frontier the run reading them committed. The sink commits a frontier only
+//! once every message that entered before it is in the lake
+//! ([`crate::lake::writer::Completion`]); the raw layer records when each
+//! copy entered (`entered_at`) and which run wrote it (`run_started_at`),
+//! and `pipeline_runs` the frontier each run committed. So the worker feeds
+//! again, from the raw layer, every message of its partitions with a copy
+//! that entered before its run's committed frontier: reference topics whole,
+//! event topics from the hour of `F − 1 h − horizon` on (older ones have
+//! left the live state by `F`). A copy written by a run that stopped before
+//! committing it does not count: that run's results were never committed.
+//! Every copy of a run that drained (stopped cleanly, committing all it
+//! read) counts.
 //! Then it moves its input time to `F` and reads Kafka from the committed
 //! offsets (`pipeline_progress`), skipping the messages it has just fed. The
 //! warehouse sink drops changes before `F` (already committed); from `F` on,
 //! the state is that of a run that never stopped.
 
 use crate::lake::paths::{HOUR_MS, hour_of};
+use crate::lake::raw::RawRow;
 use crate::lake::{Lake, LakeError, read};
 use shopflow_dataflow::live::Offer;
 use shopflow_dataflow::run::Input;
@@ -32,6 +39,9 @@ pub struct Recovery {
     pub frontier: Time,
     /// Next offset per (topic, partition), from `pipeline_progress`.
     pub resume: BTreeMap<(String, i32), i64>,
+    /// The frontier each earlier run committed and whether it drained, by
+    /// its start time (ms), from `pipeline_runs`.
+    pub runs: BTreeMap<i64, (Time, bool)>,
 }
 
 /// The newest event time fed per (topic, partition).
@@ -63,7 +73,9 @@ pub fn recover(
     offer: &mut Offer<'_>,
 ) -> Result<(Recovered, Newest, Skip), LakeError> {
     let since = hour_of(recovery.frontier as i64 - HOUR_MS - settings.horizon_ms) - HOUR_MS;
-    let until = hour_of(recovery.frontier as i64) + 2 * HOUR_MS;
+    // A run that drained committed inputs that entered after its frontier
+    // too (future event times): look a week ahead.
+    let until = hour_of(recovery.frontier as i64) + 7 * 24 * HOUR_MS;
     let mut counts = Recovered::default();
     let mut newest = Newest::new();
     let mut skip = Skip::new();
@@ -83,14 +95,20 @@ pub fn recover(
             .collect();
         counts.files += files.len();
         let mut rows = read::read(&recovery.lake, &files, &mut |_| {})?;
+        // A copy is reflected in the warehouse when it entered before the
+        // frontier its own run committed; keep one such copy per message.
+        let reflected = |r: &RawRow| {
+            let (committed, drained) = recovery.runs.get(&r.run).copied().unwrap_or((0, false));
+            r.error.is_none()
+                && r.entered
+                    .is_some_and(|t| drained || t < (committed as i64).min(frontier))
+        };
+        let total = rows.len();
+        rows.retain(reflected);
         read::dedup(&mut rows);
+        counts.skipped += (total - rows.len()) as u64;
         for row in rows {
             let next = owned.get(&row.partition).copied().unwrap_or(0);
-            let before = row.entered.is_some_and(|t| t < frontier);
-            if !before || row.error.is_some() {
-                counts.skipped += 1;
-                continue;
-            }
             if row.offset >= next {
                 skip.entry((kind, row.partition))
                     .or_default()

@@ -38,6 +38,23 @@ pub fn raw_file(topic: &str, hour_ms: i64, partition: i32, first: i64, last: i64
     )
 }
 
+/// The name of a raw file for offsets that an earlier run already wrote
+/// under [`raw_file`]'s name with other content (it stopped before
+/// committing them): this run's copy, named by its start time (ms).
+pub fn raw_file_of_run(
+    topic: &str,
+    hour_ms: i64,
+    partition: i32,
+    first: i64,
+    last: i64,
+    run: i64,
+) -> String {
+    format!(
+        "{}part-{partition}-{first}-{last}-r{run}.parquet",
+        raw_hour_prefix(topic, hour_ms)
+    )
+}
+
 /// The completion marker of an hour.
 pub fn success_marker(topic: &str, hour_ms: i64) -> String {
     format!("{}_SUCCESS", raw_hour_prefix(topic, hour_ms))
@@ -76,8 +93,10 @@ pub fn parse_raw_file(key: &str) -> Option<RawFile> {
     let partition = n.next()?.parse().ok()?;
     let first = n.next()?.parse().ok()?;
     let last = n.next()?.parse().ok()?;
-    if n.next().is_some() {
-        return None;
+    match n.next() {
+        None => {}
+        Some(run) if run.strip_prefix('r')?.parse::<i64>().is_ok() && n.next().is_none() => {}
+        Some(_) => return None,
     }
     Some(RawFile {
         key: key.to_owned(),
@@ -108,6 +127,12 @@ mod tests {
             "raw/clicks/dt=2026-11-30/hr=13/_SUCCESS"
         );
         assert!(parse_raw_file("raw/clicks/dt=2026-11-30/hr=13/_SUCCESS").is_none());
+        let again = raw_file_of_run("clicks", hour_of(ts), 3, 100, 250, 1_764_000_000_000);
+        assert_eq!(
+            again,
+            "raw/clicks/dt=2026-11-30/hr=13/part-3-100-250-r1764000000000.parquet"
+        );
+        assert_eq!(parse_raw_file(&again).unwrap().last, 250);
         assert!(parse_raw_file("raw/clicks/dt=2026-11-30/hr=24/part-1-2-3.parquet").is_none());
     }
 }

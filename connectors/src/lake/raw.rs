@@ -4,7 +4,7 @@
 //! it was rejected (if it was), how the live run admitted it, and the parsed
 //! fields as typed columns (timestamps in UTC milliseconds, money as
 //! `decimal(18,2)`, rates as `decimal(18,6)`, order lines as a list of
-//! structs). Columns are documented in `docs/lake.md`. The first eight
+//! structs). Columns are documented in `docs/lake.md`. The first nine
 //! columns are the same for every topic; replays and recovery read only
 //! those, and validate the payload again through the same code as Kafka.
 
@@ -59,6 +59,9 @@ pub struct RawRow {
     pub admission: Option<String>,
     /// The dataflow time (ms) it entered at, if it was applied.
     pub entered: Option<i64>,
+    /// When the run that wrote this copy started (ms): of two copies of one
+    /// message, the later run's tells what the warehouse reflects.
+    pub run: i64,
 }
 
 fn ts_type() -> DataType {
@@ -144,6 +147,7 @@ pub fn schema(kind: EventKind) -> Arc<Schema> {
         Field::new("error", DataType::Utf8, true),
         Field::new("admission", DataType::Utf8, true),
         Field::new("entered_at", ts_type(), true),
+        Field::new("run_started_at", ts_type(), false),
     ];
     for (name, t) in parsed_columns(kind) {
         fields.push(Field::new(name, t, true));
@@ -286,15 +290,16 @@ impl Col {
 }
 
 /// The columns every topic has, before its parsed ones.
-const COMMON: usize = 8;
+const COMMON: usize = 9;
 
 /// Row groups of up to this many rows: large enough for scans, and a file
 /// is capped by `lake.flush_bytes` anyway.
 const ROW_GROUP_ROWS: usize = 1 << 20;
 
-/// Encodes records of one topic as a zstd-compressed Parquet file. The same
-/// records always give the same bytes.
-pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String> {
+/// Encodes records of one topic, written by the run started at `run` (ms),
+/// as a zstd-compressed Parquet file. The same records always give the same
+/// bytes.
+pub fn encode(kind: EventKind, records: &[RawRecord], run: i64) -> Result<Vec<u8>, String> {
     let schema = schema(kind);
     let mut partition = Int32Builder::with_capacity(records.len());
     let mut offset = Int64Builder::with_capacity(records.len());
@@ -306,6 +311,7 @@ pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String>
     let mut admission = StringBuilder::new();
     let mut entered =
         TimestampMillisecondBuilder::with_capacity(records.len()).with_timezone("UTC");
+    let mut runs = TimestampMillisecondBuilder::with_capacity(records.len()).with_timezone("UTC");
     let mut parsed: Vec<Col> = schema.fields()[COMMON..]
         .iter()
         .map(|f| Col::new(f.data_type()))
@@ -318,6 +324,7 @@ pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String>
         payload.append_value(&r.payload);
         admission.append_option(r.admission);
         entered.append_option(r.entered);
+        runs.append_value(run);
         match validate(kind, &r.payload) {
             Ok(record) => {
                 error.append_null();
@@ -343,6 +350,7 @@ pub fn encode(kind: EventKind, records: &[RawRecord]) -> Result<Vec<u8>, String>
         Arc::new(error.finish()),
         Arc::new(admission.finish()),
         Arc::new(entered.finish()),
+        Arc::new(runs.finish()),
     ];
     columns.extend(parsed.into_iter().map(Col::finish));
     to_parquet(schema, columns)
@@ -368,7 +376,7 @@ pub(crate) fn to_parquet(schema: Arc<Schema>, columns: Vec<ArrayRef>) -> Result<
 /// Decodes the common columns of a raw file.
 pub fn decode(bytes: bytes::Bytes) -> Result<Vec<RawRow>, String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4, 5, 6, 7]);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4, 5, 6, 7, 8]);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
@@ -393,6 +401,8 @@ pub fn decode(bytes: bytes::Bytes) -> Result<Vec<RawRow>, String> {
         let (p, o) = (p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
         let en = col("entered_at")?;
         let en = en.as_primitive::<TimestampMillisecondType>();
+        let ru = col("run_started_at")?;
+        let ru = ru.as_primitive::<TimestampMillisecondType>();
         let (pl, er, ad) = (
             pl.as_binary::<i32>(),
             er.as_string::<i32>(),
@@ -406,6 +416,7 @@ pub fn decode(bytes: bytes::Bytes) -> Result<Vec<RawRow>, String> {
                 error: er.is_valid(i).then(|| er.value(i).to_owned()),
                 admission: ad.is_valid(i).then(|| ad.value(i).to_owned()),
                 entered: en.is_valid(i).then(|| en.value(i)),
+                run: ru.value(i),
             });
         }
     }
@@ -432,8 +443,8 @@ mod tests {
     fn purchases_round_trip_and_encode_deterministically() {
         let good = r#"{"event_id":"o1","user_id":"u1","session_id":"s1","items":[{"product_id":"p1","quantity":2,"unit_price":10.50}],"total_amount":21.00,"currency":"EUR","ts":"2026-11-30T10:00:00Z"}"#;
         let records = vec![rec(7, good, Some("on_time")), rec(8, "{not json", None)];
-        let a = encode(EventKind::Purchase, &records).unwrap();
-        let b = encode(EventKind::Purchase, &records).unwrap();
+        let a = encode(EventKind::Purchase, &records, 5).unwrap();
+        let b = encode(EventKind::Purchase, &records, 5).unwrap();
         assert_eq!(a, b, "the same records must give the same bytes");
         let rows = decode(bytes::Bytes::from(a)).unwrap();
         assert_eq!(rows.len(), 2);
@@ -453,7 +464,7 @@ mod tests {
     #[test]
     fn every_topic_encodes() {
         for kind in EventKind::ALL {
-            let bytes = encode(kind, &[rec(0, "{}", None)]).unwrap();
+            let bytes = encode(kind, &[rec(0, "{}", None)], 5).unwrap();
             assert_eq!(decode(bytes.into()).unwrap().len(), 1, "{kind}");
         }
     }

@@ -57,10 +57,11 @@ pub fn read(
     Ok(out)
 }
 
-/// Sorts rows by (partition, offset) and drops repeated offsets; returns how
-/// many copies were dropped.
+/// Sorts rows by (partition, offset) and drops repeated offsets, keeping the
+/// copy of the latest run (what the warehouse reflects); returns how many
+/// copies were dropped.
 pub fn dedup(rows: &mut Vec<RawRow>) -> usize {
-    rows.sort_by_key(|r| (r.partition, r.offset));
+    rows.sort_by_key(|r| (r.partition, r.offset, std::cmp::Reverse(r.run)));
     let before = rows.len();
     rows.dedup_by_key(|r| (r.partition, r.offset));
     before - rows.len()
@@ -108,7 +109,7 @@ mod tests {
                 recs[0].offset,
                 recs[recs.len() - 1].offset,
             );
-            let bytes = bytes::Bytes::from(encode(EventKind::Click, recs).unwrap());
+            let bytes = bytes::Bytes::from(encode(EventKind::Click, recs, 5).unwrap());
             assert_eq!(
                 lake.put(&key, bytes.clone()).unwrap(),
                 super::super::store::Put::Created
@@ -136,7 +137,7 @@ mod tests {
             rows.iter().map(|r| r.offset).collect::<Vec<_>>(),
             (0..15).collect::<Vec<_>>()
         );
-        let other = bytes::Bytes::from(encode(EventKind::Click, &a[..3]).unwrap());
+        let other = bytes::Bytes::from(encode(EventKind::Click, &a[..3], 5).unwrap());
         let key = raw_file("clicks", hour, 0, 0, 9);
         assert!(
             matches!(lake.put(&key, other), Err(LakeError::Conflict(_))),

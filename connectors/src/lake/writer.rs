@@ -14,7 +14,7 @@
 //!   flushed ([`Completion`]); too-late messages for that hour still land in
 //!   it afterwards.
 
-use super::paths::{HOUR_MS, hour_of, raw_file, success_marker};
+use super::paths::{HOUR_MS, hour_of, raw_file, raw_file_of_run, success_marker};
 use super::raw::{RawRecord, encode};
 use super::{Lake, LakeError};
 use crate::metrics::Metrics;
@@ -61,6 +61,18 @@ impl Completion {
             .unwrap_or(0)
     }
 
+    /// The smallest input time of the workers (the watermark they reached):
+    /// the frontier recorded by a run that drained.
+    pub fn input_time(&self) -> u64 {
+        self.flushed
+            .lock()
+            .expect("flushed")
+            .values()
+            .map(|v| v.1)
+            .min()
+            .unwrap_or(0)
+    }
+
     /// Days with an hour marked complete by this run.
     pub fn days(&self) -> Vec<shopflow_model::Date> {
         self.days.lock().expect("days").iter().copied().collect()
@@ -101,6 +113,18 @@ impl Completion {
     }
 }
 
+/// When this process's run started (ms since the epoch): the first call's
+/// time, written into every raw file it writes and recorded with its
+/// commits in `pipeline_runs`.
+pub fn run_started() -> i64 {
+    static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
+}
+
 /// A buffered record and the hour it is dated in.
 struct Buffered {
     hour: i64,
@@ -125,6 +149,8 @@ pub struct RawWriter {
     metrics: Arc<Metrics>,
     parts: BTreeMap<(EventKind, i32), PartBuf>,
     last_mark: Instant,
+    /// When this process's run started (ms): written into every file.
+    run: i64,
 }
 
 impl RawWriter {
@@ -145,6 +171,7 @@ impl RawWriter {
             metrics,
             parts: BTreeMap::new(),
             last_mark: Instant::now(),
+            run: run_started(),
         }
     }
 
@@ -196,17 +223,22 @@ impl RawWriter {
             let first = records.first().map_or(0, |r| r.offset);
             let last = records.last().map_or(0, |r| r.offset);
             let key = raw_file(topic, *hour, partition, first, last);
-            let bytes = encode(kind, records).map_err(|why| LakeError::Corrupt {
-                key: key.clone(),
-                why: format!("cannot encode: {why}"),
-            })?;
-            match self.lake.put(&key, bytes.into()) {
+            let bytes: bytes::Bytes = encode(kind, records, self.run)
+                .map_err(|why| LakeError::Corrupt {
+                    key: key.clone(),
+                    why: format!("cannot encode: {why}"),
+                })?
+                .into();
+            match self.lake.put(&key, bytes.clone()) {
                 Ok(_) => {}
-                Err(LakeError::Conflict(key)) => {
-                    // Same name, same partition and offsets: the same messages,
-                    // written by an earlier run (admissions may differ).
+                Err(LakeError::Conflict(_)) => {
+                    // The same messages, written by an earlier run that stopped
+                    // before committing them: this run's copy (its own
+                    // admissions and entry times) goes beside it, named by run.
                     self.metrics.add("shopflow_lake_conflicts_total", &[], 1);
-                    tracing::warn!(%key, "raw file already written by an earlier run; kept as it is");
+                    let again = raw_file_of_run(topic, *hour, partition, first, last, self.run);
+                    tracing::debug!(%key, %again, "raw file written by an earlier run; this run's copy goes beside it");
+                    self.lake.put(&again, bytes)?;
                 }
                 Err(e) => return Err(e),
             }

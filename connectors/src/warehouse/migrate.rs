@@ -10,11 +10,18 @@ use super::{WarehouseSettings, connect, quote_ident};
 use shopflow_model::Currency;
 
 /// Every migration: version, name, SQL text.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "star_schema",
-    include_str!("../../../sql/V001__star_schema.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "star_schema",
+        include_str!("../../../sql/V001__star_schema.sql"),
+    ),
+    (
+        2,
+        "pipeline_runs",
+        include_str!("../../../sql/V002__pipeline_runs.sql"),
+    ),
+];
 
 /// FNV-1a of the text, as hex: enough to notice an edited migration.
 pub fn checksum(text: &str) -> String {

@@ -56,6 +56,12 @@ pub struct Batch {
     pub dead_letters: Vec<DeadLetter>,
     /// Next offset of each (topic, partition) whose results are all in this step.
     pub positions: Vec<(String, i32, i64)>,
+    /// With a lake: the start time (ms) of the run committing, recorded with
+    /// the frontier in `pipeline_runs`.
+    pub run: Option<i64>,
+    /// The frontier to record when `upto` is `Time::MAX` (the run drained):
+    /// its input time when it stopped. Without it the last frontier is kept.
+    pub final_frontier: Option<Time>,
 }
 
 /// A failure that retrying will not fix.
@@ -138,11 +144,32 @@ impl Sink {
         Ok(ms.map(|t| t.max(0) as Time))
     }
 
+    /// Per run, by its start time (ms): the frontier it committed, and
+    /// whether it drained (committed everything it read).
+    pub fn runs(&mut self) -> Result<BTreeMap<i64, (Time, bool)>, String> {
+        let rows = self
+            .client
+            .query(
+                "SELECT (extract(epoch FROM run_started_at) * 1000)::bigint, \
+                        (extract(epoch FROM frontier) * 1000)::bigint, drained FROM pipeline_runs",
+                &[],
+            )
+            .map_err(|e| format!("cannot read pipeline_runs: {e}; run `shopflow migrate`"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let frontier = r.get::<_, i64>(1).max(0) as Time;
+                (r.get::<_, i64>(0), (frontier, r.get::<_, bool>(2)))
+            })
+            .collect())
+    }
+
     /// Writes one step atomically, retrying transient failures.
     pub fn write(&mut self, batch: &Batch) -> Result<Written, Permanent> {
         let folded = fold(&self.dataflow, &batch.changes);
         let frontier = (batch.upto < Time::MAX)
             .then_some(batch.upto)
+            .or(batch.final_frontier)
             .or(self.frontier);
         let written = self.transact(|tx| write_step(tx, &folded, batch, frontier))?;
         self.frontier = frontier;
@@ -380,6 +407,20 @@ fn write_step(
     }
     written.insert("dq_dead_letters", batch.dead_letters.len() as u64);
     let frontier_text = frontier.map(|t| shopflow_model::Timestamp(t as i64).to_string());
+    if let (Some(run), Some(f)) = (batch.run, &frontier_text) {
+        tx.execute(
+            "INSERT INTO pipeline_runs AS r (run_started_at, frontier, drained) \
+             VALUES ($1::text::timestamptz, $2::text::timestamptz, $3) \
+             ON CONFLICT (run_started_at) DO UPDATE SET \
+               frontier = GREATEST(r.frontier, EXCLUDED.frontier), \
+               drained = r.drained OR EXCLUDED.drained, updated_at = now()",
+            &[
+                &shopflow_model::Timestamp(run).to_string(),
+                f,
+                &(batch.upto == Time::MAX),
+            ],
+        )?;
+    }
     for (source, partition, next) in &batch.positions {
         tx.execute(
             "INSERT INTO pipeline_progress AS p (source, partition, next_offset, frontier) \
