@@ -111,15 +111,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// `replay --from --to`: from the lake.
 fn from_lake(args: Args) -> anyhow::Result<()> {
-    let mut config = super::run::load(args.config.as_deref())?;
+    let mut config = super::warehouse::load_with_warehouse(
+        args.config.as_deref(),
+        args.database_url,
+        args.schema,
+    )?;
     if let Some(lake) = args.lake {
         config.lake.url = lake;
-    }
-    if let Some(url) = args.database_url {
-        config.warehouse.url = url;
-    }
-    if let Some(schema) = args.schema {
-        config.warehouse.schema = schema;
     }
     anyhow::ensure!(
         !config.lake.url.is_empty(),

@@ -406,6 +406,7 @@ mod tests {
             "src/cli",
             "connectors/src",
             "connectors/src/kafka",
+            "connectors/src/kafka/source",
             "connectors/src/warehouse",
             "connectors/src/lake",
         ] {

@@ -31,15 +31,25 @@ pub struct MigrateArgs {
     config: Option<PathBuf>,
 }
 
-/// Runs `migrate`: applies pending migrations, reports what it did.
-pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let mut config = load(args.config.as_deref())?;
-    if let Some(url) = args.database_url {
+/// Loads the configuration, then applies `--database-url` and `--schema`.
+pub fn load_with_warehouse(
+    file: Option<&std::path::Path>,
+    database_url: Option<String>,
+    schema: Option<String>,
+) -> anyhow::Result<RunConfig> {
+    let mut config = load(file)?;
+    if let Some(url) = database_url {
         config.warehouse.url = url;
     }
-    if let Some(schema) = args.schema {
+    if let Some(schema) = schema {
         config.warehouse.schema = schema;
     }
+    Ok(config)
+}
+
+/// Runs `migrate`: applies pending migrations, reports what it did.
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let config = load_with_warehouse(args.config.as_deref(), args.database_url, args.schema)?;
     anyhow::ensure!(
         !config.warehouse.url.is_empty(),
         "no warehouse to migrate: pass --database-url or set warehouse.url"

@@ -76,64 +76,78 @@ fn item_fields() -> Fields {
     ])
 }
 
-/// The parsed columns of a topic, after the common ones.
-fn parsed_columns(kind: EventKind) -> Vec<(&'static str, DataType)> {
-    let s = DataType::Utf8;
-    let money = DataType::Decimal128(18, 2);
-    match kind {
-        EventKind::Click => vec![
-            ("event_id", s.clone()),
-            ("user_id", s.clone()),
-            ("session_id", s.clone()),
-            ("product_id", s.clone()),
-            ("page", s.clone()),
-            ("referrer", s),
-            ("ts", ts_type()),
-        ],
-        EventKind::Cart => vec![
-            ("event_id", s.clone()),
-            ("user_id", s.clone()),
-            ("session_id", s.clone()),
-            ("product_id", s),
-            ("quantity", DataType::Int64),
-            ("ts", ts_type()),
-        ],
-        EventKind::Purchase => vec![
-            ("event_id", s.clone()),
-            ("user_id", s.clone()),
-            ("session_id", s.clone()),
-            ("currency", s),
-            ("total_amount", money),
-            (
-                "items",
-                DataType::List(Arc::new(Field::new(
-                    "item",
-                    DataType::Struct(item_fields()),
-                    true,
-                ))),
-            ),
-            ("ts", ts_type()),
-        ],
-        EventKind::Fx => vec![
-            ("date", DataType::Date32),
-            ("currency", s),
-            ("rate", DataType::Decimal128(18, 6)),
-        ],
-        EventKind::Product => vec![
-            ("product_id", s.clone()),
-            ("name", s.clone()),
-            ("category", s),
-            ("price", money),
-            ("updated_at", ts_type()),
-        ],
-        EventKind::User => vec![
-            ("user_id", s.clone()),
-            ("name", s.clone()),
-            ("country", s.clone()),
-            ("currency", s),
-            ("updated_at", ts_type()),
-        ],
+/// The element of the `items` list: one order line.
+fn items_field() -> arrow_schema::FieldRef {
+    Arc::new(Field::new("item", DataType::Struct(item_fields()), true))
+}
+
+/// The type of a parsed column.
+#[derive(Clone, Copy)]
+enum ColType {
+    Str,
+    Int,
+    Money,
+    Rate,
+    Ts,
+    Day,
+    Items,
+}
+
+impl ColType {
+    fn data_type(self) -> DataType {
+        match self {
+            ColType::Str => DataType::Utf8,
+            ColType::Int => DataType::Int64,
+            ColType::Money => DataType::Decimal128(18, 2),
+            ColType::Rate => DataType::Decimal128(18, 6),
+            ColType::Ts => ts_type(),
+            ColType::Day => DataType::Date32,
+            ColType::Items => DataType::List(items_field()),
+        }
     }
+}
+
+/// The parsed columns of a topic, after the common ones.
+fn parsed_columns(kind: EventKind) -> Vec<(&'static str, ColType)> {
+    use ColType::*;
+    let ids = [("event_id", Str), ("user_id", Str), ("session_id", Str)];
+    let rest: &[(&str, ColType)] = match kind {
+        EventKind::Click => &[
+            ("product_id", Str),
+            ("page", Str),
+            ("referrer", Str),
+            ("ts", Ts),
+        ],
+        EventKind::Cart => &[("product_id", Str), ("quantity", Int), ("ts", Ts)],
+        EventKind::Purchase => &[
+            ("currency", Str),
+            ("total_amount", Money),
+            ("items", Items),
+            ("ts", Ts),
+        ],
+        EventKind::Fx => return vec![("date", Day), ("currency", Str), ("rate", Rate)],
+        EventKind::Product => &[
+            ("product_id", Str),
+            ("name", Str),
+            ("category", Str),
+            ("price", Money),
+            ("updated_at", Ts),
+        ],
+        EventKind::User => &[
+            ("user_id", Str),
+            ("name", Str),
+            ("country", Str),
+            ("currency", Str),
+            ("updated_at", Ts),
+        ],
+    };
+    let events = matches!(
+        kind,
+        EventKind::Click | EventKind::Cart | EventKind::Purchase
+    );
+    let mut out: Vec<(&str, ColType)> = if events { ids.to_vec() } else { Vec::new() };
+    out.extend_from_slice(rest);
+    out
 }
 
 /// The Arrow schema of a topic's raw files.
@@ -150,7 +164,7 @@ pub fn schema(kind: EventKind) -> Arc<Schema> {
         Field::new("run_started_at", ts_type(), false),
     ];
     for (name, t) in parsed_columns(kind) {
-        fields.push(Field::new(name, t, true));
+        fields.push(Field::new(name, t.data_type(), true));
     }
     Arc::new(Schema::new(fields))
 }
@@ -226,22 +240,19 @@ enum Col {
 }
 
 impl Col {
-    fn new(t: &DataType) -> Col {
+    fn new(t: ColType) -> Col {
         match t {
-            DataType::Utf8 => Col::Str(StringBuilder::new()),
-            DataType::Int64 => Col::Int(Int64Builder::new()),
-            DataType::Decimal128(..) => {
-                Col::Dec(Decimal128Builder::new().with_data_type(t.clone()))
+            ColType::Str => Col::Str(StringBuilder::new()),
+            ColType::Int => Col::Int(Int64Builder::new()),
+            ColType::Money | ColType::Rate => {
+                Col::Dec(Decimal128Builder::new().with_data_type(t.data_type()))
             }
-            DataType::Timestamp(..) => {
-                Col::Ts(TimestampMillisecondBuilder::new().with_timezone("UTC"))
-            }
-            DataType::Date32 => Col::Day(Date32Builder::new()),
-            DataType::List(field) => {
+            ColType::Ts => Col::Ts(TimestampMillisecondBuilder::new().with_timezone("UTC")),
+            ColType::Day => Col::Day(Date32Builder::new()),
+            ColType::Items => {
                 let inner = StructBuilder::from_fields(item_fields(), 0);
-                Col::Items(ListBuilder::new(inner).with_field(field.clone()))
+                Col::Items(ListBuilder::new(inner).with_field(items_field()))
             }
-            other => unreachable!("no builder for {other}"),
         }
     }
 
@@ -289,9 +300,6 @@ impl Col {
     }
 }
 
-/// The columns every topic has, before its parsed ones.
-const COMMON: usize = 9;
-
 /// Row groups of up to this many rows: large enough for scans, and a file
 /// is capped by `lake.flush_bytes` anyway.
 const ROW_GROUP_ROWS: usize = 1 << 20;
@@ -312,9 +320,9 @@ pub fn encode(kind: EventKind, records: &[RawRecord], run: i64) -> Result<Vec<u8
     let mut entered =
         TimestampMillisecondBuilder::with_capacity(records.len()).with_timezone("UTC");
     let mut runs = TimestampMillisecondBuilder::with_capacity(records.len()).with_timezone("UTC");
-    let mut parsed: Vec<Col> = schema.fields()[COMMON..]
-        .iter()
-        .map(|f| Col::new(f.data_type()))
+    let mut parsed: Vec<Col> = parsed_columns(kind)
+        .into_iter()
+        .map(|(_, t)| Col::new(t))
         .collect();
     for r in records {
         partition.append_value(r.partition);

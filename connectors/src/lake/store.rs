@@ -203,42 +203,20 @@ impl Lake {
     }
 
     /// Runs `call` with retries and backoff.
-    fn retry<T, F, Fut>(&self, op: &str, key: &str, call: F) -> Result<T, LakeError>
+    fn retry<T, F, Fut>(&self, op: &'static str, key: &str, call: F) -> Result<T, LakeError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, object_store::Error>>,
     {
-        let mut wait = Duration::from_millis(self.settings.backoff_ms.max(1));
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.runtime.block_on(call()) {
-                Ok(v) => return Ok(v),
-                Err(
-                    e @ (object_store::Error::NotFound { .. }
-                    | object_store::Error::AlreadyExists { .. }),
-                ) => {
-                    return Err(LakeError::Store {
-                        key: key.to_owned(),
-                        attempts: attempt,
-                        source: e,
-                    });
-                }
-                Err(e) if attempt <= self.settings.retries => {
-                    self.count("shopflow_lake_retries_total", op);
-                    tracing::warn!(op, key, attempt, error = %e, "lake call failed; retrying");
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-                Err(e) => {
-                    self.count("shopflow_lake_errors_total", op);
-                    return Err(LakeError::Store {
-                        key: key.to_owned(),
-                        attempts: attempt,
-                        source: e,
-                    });
-                }
-            }
+        self.runtime
+            .block_on(with_retries(self.policy(), op, key.to_owned(), call))
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            retries: self.settings.retries,
+            backoff_ms: self.settings.backoff_ms.max(1),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -352,26 +330,12 @@ impl Lake {
             let handles: Vec<_> = chunk
                 .iter()
                 .map(|k| {
-                    let (store, path, key) = (self.store.clone(), self.path(k), k.clone());
-                    let retries = self.settings.retries;
-                    let backoff = self.settings.backoff_ms.max(1);
-                    self.runtime.spawn(async move {
-                        let mut wait = Duration::from_millis(backoff);
-                        let mut attempt = 0;
-                        loop {
-                            attempt += 1;
-                            let got = async { store.get(&path).await?.bytes().await }.await;
-                            match got {
-                                Ok(b) => return Ok(b),
-                                Err(e) if attempt <= retries && !matches!(e, object_store::Error::NotFound { .. }) => {
-                                    tracing::warn!(key, attempt, error = %e, "lake read failed; retrying");
-                                    tokio::time::sleep(wait).await;
-                                    wait = (wait * 2).min(Duration::from_secs(30));
-                                }
-                                Err(e) => return Err(LakeError::Store { key, attempts: attempt, source: e }),
-                            }
-                        }
-                    })
+                    let (store, path) = (self.store.clone(), self.path(k));
+                    self.runtime
+                        .spawn(with_retries(self.policy(), "get", k.clone(), move || {
+                            let (store, path) = (store.clone(), path.clone());
+                            async move { store.get(&path).await?.bytes().await }
+                        }))
                 })
                 .collect();
             for handle in handles {
@@ -383,5 +347,60 @@ impl Lake {
             }
         }
         Ok(out)
+    }
+}
+
+/// How calls are retried, and where retries are counted.
+#[derive(Clone)]
+struct Policy {
+    retries: u32,
+    backoff_ms: u64,
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// Runs `call` until it succeeds, fails for good (not found, already
+/// exists), or has failed `retries + 1` times; waits from `backoff_ms`,
+/// doubling to at most 30 s. Every retry is logged and counted.
+async fn with_retries<T, F, Fut>(
+    policy: Policy,
+    op: &'static str,
+    key: String,
+    call: F,
+) -> Result<T, LakeError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+{
+    let count = |name: &'static str| {
+        if let Some(m) = &policy.metrics {
+            m.add(name, &[("op", op)], 1);
+        }
+    };
+    let mut wait = Duration::from_millis(policy.backoff_ms);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let error = match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let final_answer = matches!(
+            error,
+            object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }
+        );
+        if final_answer || attempt > policy.retries {
+            if !final_answer {
+                count("shopflow_lake_errors_total");
+            }
+            return Err(LakeError::Store {
+                key,
+                attempts: attempt,
+                source: error,
+            });
+        }
+        count("shopflow_lake_retries_total");
+        tracing::warn!(op, key, attempt, error = %error, "lake call failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
     }
 }

@@ -31,12 +31,21 @@
 //!   offset); once results before the bound are durable, the dead letters are
 //!   flushed and the offset is committed to the consumer group, so standard
 //!   lag tools see the pipeline's real progress.
+//!
+//! Submodules: `layout` (ownership, partition counts, positions) and `lake`
+//! (raw flushes before positions are published, crash recovery).
+
+mod lake;
+mod layout;
+
+pub use layout::{Positions, assignment, partition_counts, take_positions};
 
 use super::dead_letters::{DeadLetters, Origin};
 use super::{KafkaSettings, StartAt, is_reference};
 use crate::lake::raw::RawRecord;
 use crate::lake::writer::RawWriter;
 use crate::metrics::Metrics;
+use lake::push_position;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
@@ -76,80 +85,6 @@ impl ConsumerContext for Callbacks {
 }
 
 type Queue = PartitionQueue<Callbacks>;
-
-/// (time bound, next offset) per (topic, partition), oldest first: what the
-/// warehouse records in `pipeline_progress` once results before the bound are
-/// in it. Shared by the sources (which push) and the sink (which takes).
-pub type Positions = Arc<std::sync::Mutex<BTreeMap<(String, i32), VecDeque<(Time, i64)>>>>;
-
-/// Takes from `positions` the next offset of every partition whose entries
-/// are complete before `upto`.
-pub fn take_positions(positions: &Positions, upto: Time) -> Vec<(String, i32, i64)> {
-    let mut map = positions.lock().expect("positions");
-    let mut out = Vec::new();
-    for ((topic, partition), queue) in map.iter_mut() {
-        let mut next = None;
-        while let Some(&(bound, offset)) = queue.front() {
-            if bound >= upto {
-                break;
-            }
-            next = Some(offset);
-            queue.pop_front();
-        }
-        if let Some(offset) = next {
-            out.push((topic.clone(), *partition, offset));
-        }
-    }
-    out
-}
-
-/// The partitions worker `index` of `peers` owns, given each topic's
-/// partition count (in [`EventKind::ALL`] order).
-pub fn assignment(
-    counts: &[(EventKind, i32)],
-    index: usize,
-    peers: usize,
-) -> Vec<(EventKind, i32)> {
-    counts
-        .iter()
-        .flat_map(|&(kind, n)| (0..n).map(move |p| (kind, p)))
-        .enumerate()
-        .filter(|(i, _)| i % peers.max(1) == index)
-        .map(|(_, tp)| tp)
-        .collect()
-}
-
-/// Partition counts of the six input topics, from the cluster's metadata.
-pub fn partition_counts(settings: &KafkaSettings) -> Result<Vec<(EventKind, i32)>, String> {
-    let consumer: BaseConsumer = settings
-        .client()
-        .create()
-        .map_err(|e| format!("cannot create a Kafka client for {}: {e}", settings.brokers))?;
-    let mut out = Vec::new();
-    for kind in EventKind::ALL {
-        let topic = settings.topic(kind);
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(30))
-            .map_err(|e| {
-                format!(
-                    "cannot read metadata of topic {topic} from {}: {e}; is the broker up?",
-                    settings.brokers
-                )
-            })?;
-        let n = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .map_or(0, |t| t.partitions().len());
-        if n == 0 {
-            return Err(format!(
-                "topic {topic} has no partitions; run `shopflow topics create` first"
-            ));
-        }
-        out.push((kind, n as i32));
-    }
-    Ok(out)
-}
 
 struct Part {
     kind: EventKind,
@@ -196,7 +131,7 @@ pub struct KafkaSource {
     /// The raw layer, when the run has a lake.
     raw: Option<RawWriter>,
     /// Crash recovery still to do on the first poll.
-    recovery: Option<super::recovery::Recovery>,
+    recovery: Option<crate::kafka::recovery::Recovery>,
     /// The input time at the last poll.
     input_time: Time,
 }
@@ -219,7 +154,7 @@ pub struct Wiring {
     /// Rebuild the dataflow's state from the lake before reading Kafka
     /// (a restart with a committed frontier). Reference partitions then
     /// resume from `resume` too, instead of the beginning.
-    pub recovery: Option<super::recovery::Recovery>,
+    pub recovery: Option<crate::kafka::recovery::Recovery>,
 }
 
 impl KafkaSource {
@@ -500,98 +435,6 @@ impl KafkaSource {
         taken
     }
 
-    /// Makes part `i`'s positions so far committable (once their results are
-    /// durable): everything before them is in the lake, if there is one.
-    fn publish(&mut self, i: usize) {
-        let part = &mut self.parts[i];
-        for (bound, next) in part.unflushed.drain(..) {
-            push_position(&mut part.pending, bound, next);
-            if let Some(positions) = &self.positions {
-                let mut map = positions.lock().expect("positions");
-                let queue = map.entry((part.topic.clone(), part.partition)).or_default();
-                push_position(queue, bound, next);
-            }
-        }
-    }
-
-    /// Flushes part `i`'s raw buffer if due (or if `force`), then publishes
-    /// its positions. A failed flush blocks the partition's reading until a
-    /// retry (at most once a second) succeeds: nothing is committed past
-    /// what the lake holds, and the buffer stops growing.
-    fn flush_lake(&mut self, i: usize, input_time: Time, force: bool) {
-        let Some(writer) = self.raw.as_mut() else {
-            return;
-        };
-        let part = &mut self.parts[i];
-        if !force {
-            let waiting = part
-                .lake_blocked
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
-            if waiting || (part.lake_blocked.is_none() && !writer.due(part.kind, part.partition)) {
-                return;
-            }
-        }
-        if let Err(e) = writer.flush(part.kind.topic(), part.kind, part.partition, input_time) {
-            self.metrics.add("shopflow_lake_flush_errors_total", &[], 1);
-            tracing::error!(error = %e, topic = %part.topic, partition = part.partition, "cannot write raw files; the partition waits and retries (nothing is committed past the lake)");
-            part.lake_blocked = Some(Instant::now());
-            return;
-        }
-        part.lake_blocked = None;
-        self.publish(i);
-    }
-
-    /// Rebuilds this worker's share of the state from the lake (see
-    /// [`super::recovery`]). A lake that cannot be read stops the run: going
-    /// on would silently lose the state the warehouse rows depend on.
-    fn recover(&mut self, recovery: &super::recovery::Recovery, offer: &mut Offer<'_>) {
-        let parts: Vec<(EventKind, String, i32)> = self
-            .parts
-            .iter()
-            .map(|p| (p.kind, p.topic.clone(), p.partition))
-            .collect();
-        let began = Instant::now();
-        match super::recovery::recover(recovery, &self.dataflow, &parts, offer) {
-            Ok((counts, newest, mut skip)) => {
-                for p in &mut self.parts {
-                    if let Some(&ts) = newest.get(&(p.kind, p.partition)) {
-                        p.max_ts = p.max_ts.max(Some(ts));
-                    }
-                    p.skip = skip.remove(&(p.kind, p.partition)).unwrap_or_default();
-                }
-                self.metrics
-                    .add("shopflow_recovered_total", &[], counts.fed);
-                tracing::info!(
-                    files = counts.files,
-                    messages = counts.fed,
-                    skipped = counts.skipped,
-                    frontier = %shopflow_model::Timestamp(recovery.frontier as i64),
-                    seconds = format!("{:.2}", began.elapsed().as_secs_f64()),
-                    "state recovered from the lake"
-                );
-            }
-            Err(e) => panic!(
-                "cannot recover the dataflow state from the lake ({e}); nothing was written since the last commit: fix the lake and start `shopflow run` again"
-            ),
-        }
-    }
-
-    /// Flushes every raw buffer and writes due `_SUCCESS` markers. `last`:
-    /// nothing more will be read, so once all is flushed this worker holds
-    /// no later result back ([`RawWriter::finish`]).
-    fn flush_all(&mut self, input_time: Time, last: bool) {
-        for i in 0..self.parts.len() {
-            self.flush_lake(i, input_time, true);
-        }
-        if let Some(writer) = &mut self.raw {
-            if last {
-                writer.finish(input_time);
-            } else {
-                writer.settle(input_time, true);
-            }
-        }
-    }
-
     fn commit(&mut self) {
         let mut list = TopicPartitionList::new();
         for p in &self.parts {
@@ -723,13 +566,6 @@ impl Source for KafkaSource {
         if upto == Time::MAX || self.last_commit.elapsed() >= Duration::from_secs(1) {
             self.commit();
         }
-    }
-}
-
-fn push_position(queue: &mut VecDeque<(Time, i64)>, bound: Time, next: i64) {
-    match queue.back_mut() {
-        Some((b, n)) if *b == bound => *n = next,
-        _ => queue.push_back((bound, next)),
     }
 }
 

@@ -1,0 +1,84 @@
+//! Which partitions a worker owns, how many there are, and the positions
+//! the sources record for the warehouse.
+
+use crate::kafka::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use shopflow_dataflow::Time;
+use shopflow_model::EventKind;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// (time bound, next offset) per (topic, partition), oldest first: what the
+/// warehouse records in `pipeline_progress` once results before the bound are
+/// in it. Shared by the sources (which push) and the sink (which takes).
+pub type Positions = Arc<std::sync::Mutex<BTreeMap<(String, i32), VecDeque<(Time, i64)>>>>;
+
+/// Takes from `positions` the next offset of every partition whose entries
+/// are complete before `upto`.
+pub fn take_positions(positions: &Positions, upto: Time) -> Vec<(String, i32, i64)> {
+    let mut map = positions.lock().expect("positions");
+    let mut out = Vec::new();
+    for ((topic, partition), queue) in map.iter_mut() {
+        let mut next = None;
+        while let Some(&(bound, offset)) = queue.front() {
+            if bound >= upto {
+                break;
+            }
+            next = Some(offset);
+            queue.pop_front();
+        }
+        if let Some(offset) = next {
+            out.push((topic.clone(), *partition, offset));
+        }
+    }
+    out
+}
+
+/// The partitions worker `index` of `peers` owns, given each topic's
+/// partition count (in [`EventKind::ALL`] order).
+pub fn assignment(
+    counts: &[(EventKind, i32)],
+    index: usize,
+    peers: usize,
+) -> Vec<(EventKind, i32)> {
+    counts
+        .iter()
+        .flat_map(|&(kind, n)| (0..n).map(move |p| (kind, p)))
+        .enumerate()
+        .filter(|(i, _)| i % peers.max(1) == index)
+        .map(|(_, tp)| tp)
+        .collect()
+}
+
+/// Partition counts of the six input topics, from the cluster's metadata.
+pub fn partition_counts(settings: &KafkaSettings) -> Result<Vec<(EventKind, i32)>, String> {
+    let consumer: BaseConsumer = settings
+        .client()
+        .create()
+        .map_err(|e| format!("cannot create a Kafka client for {}: {e}", settings.brokers))?;
+    let mut out = Vec::new();
+    for kind in EventKind::ALL {
+        let topic = settings.topic(kind);
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(30))
+            .map_err(|e| {
+                format!(
+                    "cannot read metadata of topic {topic} from {}: {e}; is the broker up?",
+                    settings.brokers
+                )
+            })?;
+        let n = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        if n == 0 {
+            return Err(format!(
+                "topic {topic} has no partitions; run `shopflow topics create` first"
+            ));
+        }
+        out.push((kind, n as i32));
+    }
+    Ok(out)
+}
