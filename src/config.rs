@@ -67,6 +67,11 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
         "Retention of dead_letters (30 days).",
     ),
     (
+        "kafka.startup_timeout_ms",
+        "60000",
+        "How long start-up calls (topic metadata, committed offsets) are retried on retriable broker errors before run stops.",
+    ),
+    (
         "dataflow.workers",
         "2",
         "Dataflow worker threads; each owns a share of the partitions.",
@@ -90,6 +95,11 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
         "dataflow.horizon_ms",
         "600000",
         "How long after a window ends it may still be corrected (at least the allowed lateness).",
+    ),
+    (
+        "dataflow.fx_wait_ms",
+        "3600000",
+        "How much longer than other records an order stays live, so that one waiting for its FX rate is still priced into its windows when the rate comes late.",
     ),
     (
         "fx.url",
@@ -305,11 +315,13 @@ impl RunConfig {
             "kafka.batch" => k.batch = num(key, text)?,
             "kafka.event_retention_ms" => k.event_retention_ms = num(key, text)?,
             "kafka.dead_letter_retention_ms" => k.dead_letter_retention_ms = num(key, text)?,
+            "kafka.startup_timeout_ms" => k.startup_timeout_ms = num(key, text)?,
             "dataflow.workers" => self.workers = num(key, text)?,
             "dataflow.tick_ms" => self.dataflow.tick_ms = num(key, text)?,
             "dataflow.out_of_orderness_ms" => self.dataflow.out_of_orderness_ms = num(key, text)?,
             "dataflow.allowed_lateness_ms" => self.dataflow.allowed_lateness_ms = num(key, text)?,
             "dataflow.horizon_ms" => self.dataflow.horizon_ms = num(key, text)?,
+            "dataflow.fx_wait_ms" => self.dataflow.fx_wait_ms = num(key, text)?,
             "fx.url" => self.fx.url = text.to_owned(),
             "fx.interval_ms" => self.fx.interval_ms = num(key, text)?,
             "fx.timeout_ms" => self.fx.timeout_ms = num(key, text)?,

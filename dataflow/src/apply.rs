@@ -4,11 +4,14 @@
 //! time (delayed retraction), so a sink that mirrored the collections would end
 //! up empty. Sinks instead apply changes per completed time, per row key:
 //!
-//! - a **window row** (`agg_*`) changes only before its freeze time,
-//!   `window end + horizon` (rounded up to a tick): until then an insert,
-//!   update or delete is a correction (a late or conflicting event); from then
-//!   on every change is the window's records ageing out of the live state, and
-//!   the row stays as it is;
+//! - a **window row** (`agg_*`) is corrected freely before its freeze time,
+//!   `window end + horizon` (rounded up to a tick): an insert, update or
+//!   delete (a late or conflicting event). From then on a row that only
+//!   disappears is its window's records ageing out of the live state, and the
+//!   row stays as it is; an insert or update is an order priced late into a
+//!   window that the dataflow held open while the order waited for its FX
+//!   rate (`graph.rs`, `in_open_windows`), and is applied. A window the
+//!   dataflow does not hold gets no change at all after its freeze time;
 //! - **facts and dimensions** are upserted and never deleted: a key whose row
 //!   is only retracted has aged out. For `dim_user`, `first_seen` keeps the
 //!   minimum and `last_seen` the maximum ever seen, and a missing profile does
@@ -117,8 +120,8 @@ pub enum Op {
 }
 
 /// The freeze rule: the operations the consolidated changes of one completed
-/// time call for, in (table, key) order. Changes to a window row at or after
-/// its freeze time are dropped (ageing out); a retraction of a fact or
+/// time call for, in (table, key) order. A window row that only disappears at
+/// or after its freeze time is ageing out and stays; a retraction of a fact or
 /// dimension is dropped (they are never deleted).
 pub fn ops(settings: &Settings, time: Time, batch: Vec<(Row, isize)>) -> Vec<Op> {
     let mut by_key: BTreeMap<(Table, String), (Option<Row>, Option<Row>)> = BTreeMap::new();
@@ -138,8 +141,9 @@ pub fn ops(settings: &Settings, time: Time, batch: Vec<(Row, isize)>) -> Vec<Op>
             .as_ref()
             .or(retracted.as_ref())
             .and_then(Row::window_end);
-        if window_end.is_some_and(|end| time >= settings.freeze(end)) {
-            continue; // frozen: the window's records are ageing out
+        let frozen = window_end.is_some_and(|end| time >= settings.freeze(end));
+        if frozen && insert.is_none() {
+            continue; // the window's records ageing out: the row stays
         }
         match (insert, retracted) {
             (Some(new), _) => out.push(Op::Upsert(new)),

@@ -1,7 +1,7 @@
 //! The dataflow graph: from deduplicated events to every output table.
 
 use crate::input::{Id, Inputs, Version};
-use crate::lifetime::{extend, lifetime};
+use crate::lifetime::{extend, lifetime, release_late};
 use crate::rows::*;
 use crate::{Settings, Time};
 use differential_dataflow::VecCollection;
@@ -72,15 +72,20 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
         resolved.explode(|(_, (_, _, _, copies))| once((StatName::Duplicates, copies - 1)));
     let distinct = events.clone().map(|_| StatName::DistinctEvents);
 
-    let purchases = events.clone().flat_map(|e| match &*e {
-        Event::Purchase(p) => Some(Arc::new(p.clone())),
-        _ => None,
-    });
-    let (priced, waiting) = price_orders(purchases, fx.clone());
+    let s = settings.clone();
+    let purchases = extend(
+        events.clone().flat_map(|e| match &*e {
+            Event::Purchase(p) => Some(Arc::new(p.clone())),
+            _ => None,
+        }),
+        "WaitForRate",
+        move |p: &Arc<Purchase>| (s.expiry(p.ts.0), s.order_expiry(p.ts.0)),
+    );
+    let (priced, waiting) = price_orders(purchases.clone(), fx.clone());
     let stats = conflicts
         .concat(duplicates)
         .concat(distinct)
-        .concat(waiting)
+        .concat(waiting.clone().map(|_| StatName::OrdersWaitingFx))
         .count_total()
         .map(|(name, value)| {
             Row::Stat(Stat {
@@ -96,14 +101,8 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
             (0, s.freeze(e.ts().floor_to(period).0 + period))
         })
     };
-    let s = settings.clone();
-    let priced_minute = lifetime(priced.clone(), "UntilFrozen", move |(p, _)| {
-        (0, s.freeze(p.ts.floor_to(MINUTE).0 + MINUTE))
-    });
-    let s = settings.clone();
-    let priced_hour = lifetime(priced.clone(), "UntilFrozen", move |(p, _)| {
-        (0, s.freeze(p.ts.floor_to(HOUR).0 + HOUR))
-    });
+    let priced_minute = in_open_windows(&purchases, &waiting, &priced, MINUTE, settings);
+    let priced_hour = in_open_windows(&purchases, &waiting, &priced, HOUR, settings);
     let minute_events = until(events.clone(), MINUTE);
     let rows = facts(events.clone(), priced.clone())
         .concat(sales_minute(priced_minute))
@@ -128,7 +127,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
 fn price_orders<'s>(
     purchases: Coll<'s, Arc<Purchase>>,
     fx: Coll<'s, FxRate>,
-) -> (Coll<'s, Priced>, Coll<'s, StatName>) {
+) -> (Coll<'s, Priced>, Coll<'s, Arc<Purchase>>) {
     let keyed = purchases.map(|p| ((p.currency, p.ts.date()), p));
     let foreign = keyed.clone().filter(|((c, _), _)| *c != Currency::Usd);
     let needed = foreign.clone().map(|(k, _)| k).distinct_total();
@@ -145,12 +144,48 @@ fn price_orders<'s>(
     let waiting = foreign
         .clone()
         .antijoin(effective.clone().map(|(k, _)| k))
-        .map(|_| StatName::OrdersWaitingFx);
+        .map(|(_, p)| p);
     let priced = foreign
         .join(effective)
         .map(|(_, (p, rate))| (p, rate))
         .concat(usd);
     (priced, waiting)
+}
+
+/// The priced orders of every window of `period` that is still open: before
+/// it freezes (window end + horizon), and beyond that for as long as an order
+/// in it waits for its rate, released one step after the last of them is
+/// priced (or leaves the state unpriced). So an order priced after its
+/// window's nominal freeze still reaches the window, with every other order
+/// of it; then the whole window leaves at once, which sinks read as ageing
+/// out (`apply.rs`). A hold ends by `order_expiry(window start)`, before any
+/// order of the window leaves the pricing state.
+fn in_open_windows<'s>(
+    purchases: &Coll<'s, Arc<Purchase>>,
+    waiting: &Coll<'s, Arc<Purchase>>,
+    priced: &Coll<'s, Priced>,
+    period: i64,
+    settings: &Settings,
+) -> Coll<'s, Priced> {
+    let s = settings.clone();
+    let nominal = lifetime(
+        purchases.clone().map(move |p| p.ts.floor_to(period).0),
+        "UntilFrozen",
+        move |w| (0, s.freeze(*w + period)),
+    );
+    let s = settings.clone();
+    let held = waiting
+        .clone()
+        .map(move |p| p.ts.floor_to(period).0)
+        .distinct_total();
+    let held = release_late(held, "ReleaseAfterPricing", settings.tick_ms as Time);
+    let held = lifetime(held, "HoldAtMost", move |w| (0, s.order_expiry(*w)));
+    let open = nominal.concat(held).distinct_total();
+    priced
+        .clone()
+        .map(move |x| (x.0.ts.floor_to(period).0, x))
+        .semijoin(open)
+        .map(|(_, x)| x)
 }
 
 fn line_amount(unit_price: Money, quantity: u32) -> Money {

@@ -83,3 +83,20 @@ where
         Some((d, t, r))
     })
 }
+
+/// Moves every retraction `delay` later: a record leaves the collection one
+/// step after it left upstream (a held window stays held for the step in
+/// which its last waiting order is priced, so that step's correction still
+/// reaches the window).
+pub fn release_late<'s, D>(
+    coll: VecCollection<'s, Time, D>,
+    name: &str,
+    delay: Time,
+) -> VecCollection<'s, Time, D>
+where
+    D: Clone + 'static,
+{
+    retime(coll, name, move |d, t, r| {
+        Some((d, if r < 0 { t + delay } else { t }, r))
+    })
+}

@@ -19,6 +19,10 @@ pub struct Settings {
     /// How long after its window ends a row can still be corrected (ms); at
     /// least `allowed_lateness_ms`. Default 10 min.
     pub horizon_ms: i64,
+    /// How much longer than any other record an order stays in the live
+    /// state, so that one waiting for its FX rate can still be priced into
+    /// its windows when the rate comes late (ms). Default 1 h.
+    pub fx_wait_ms: i64,
 }
 
 impl Default for Settings {
@@ -28,6 +32,7 @@ impl Default for Settings {
             out_of_orderness_ms: 5_000,
             allowed_lateness_ms: 5 * MINUTE_MS,
             horizon_ms: 10 * MINUTE_MS,
+            fx_wait_ms: HOUR_MS,
         }
     }
 }
@@ -42,8 +47,11 @@ impl Settings {
                 self.tick_ms
             ));
         }
-        if self.out_of_orderness_ms < 0 || self.allowed_lateness_ms < 0 {
-            out.push("out_of_orderness_ms and allowed_lateness_ms must not be negative".into());
+        if self.out_of_orderness_ms < 0 || self.allowed_lateness_ms < 0 || self.fx_wait_ms < 0 {
+            out.push(
+                "out_of_orderness_ms, allowed_lateness_ms and fx_wait_ms must not be negative"
+                    .into(),
+            );
         }
         if self.horizon_ms < self.allowed_lateness_ms {
             out.push(format!(
@@ -71,6 +79,13 @@ impl Settings {
     /// that retractions of one minute's records consolidate.
     pub fn expiry(&self, ts_ms: i64) -> crate::Time {
         ceil_minute(ts_ms + HOUR_MS + self.horizon_ms)
+    }
+
+    /// When an order with event time `ts_ms` leaves the pricing state:
+    /// [`Settings::fx_wait_ms`] after [`Settings::expiry`]. Monotone in
+    /// `ts_ms`, so no order of a window leaves before `order_expiry(window start)`.
+    pub fn order_expiry(&self, ts_ms: i64) -> crate::Time {
+        ceil_minute(ts_ms + HOUR_MS + self.horizon_ms + self.fx_wait_ms)
     }
 
     /// When the deduplication state forgets an event id first seen with event

@@ -104,6 +104,10 @@ pub struct DataflowArgs {
     /// How long after its window ends a row can still be corrected (>= allowed lateness).
     #[arg(long, default_value = "10m", value_parser = parse_duration_ms)]
     horizon: i64,
+    /// How much longer than other records an order stays live, so that one
+    /// waiting for its FX rate is still priced into its windows when the rate comes late.
+    #[arg(long, default_value = "1h", value_parser = parse_duration_ms)]
+    fx_wait: i64,
 }
 
 impl DataflowArgs {
@@ -114,6 +118,7 @@ impl DataflowArgs {
             out_of_orderness_ms: self.out_of_orderness,
             allowed_lateness_ms: self.allowed_lateness,
             horizon_ms: self.horizon,
+            fx_wait_ms: self.fx_wait,
         };
         let problems = s.problems();
         anyhow::ensure!(

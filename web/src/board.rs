@@ -20,7 +20,7 @@ use shopflow_dataflow::rows::{Ranking, Row, StatName, Table};
 use shopflow_dataflow::run::{IngestCounts, Progress};
 use shopflow_dataflow::{Settings, Tables, Time};
 use shopflow_model::{Currency, Money, Timestamp};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -110,14 +110,25 @@ impl Board {
         let mut changes = p.changes;
         // Per time, retractions before insertions.
         changes.sort_by_key(|c| (c.1, c.2));
+        // Minutes whose row is set at a time: after its freeze, only an order
+        // priced late into a minute held open for it (apply.rs).
+        let corrected: BTreeSet<(Time, i64)> = changes
+            .iter()
+            .filter_map(|(row, t, d)| match row {
+                Row::SalesMinute(m) if *d > 0 => Some((*t, m.window_start.0)),
+                _ => None,
+            })
+            .collect();
         let mut windows: BTreeMap<Time, Vec<(Row, isize)>> = BTreeMap::new();
         for (row, t, d) in changes {
             match row {
                 Row::FactOrder(o) => {
                     let minute = o.ts.floor_to(MINUTE_MS).0;
-                    // The currency sums freeze with their minute's row, so
+                    // The currency sums change with their minute's row, so
                     // they always add up to it (apply.rs).
-                    if minute >= lo && t < self.settings.freeze(minute + MINUTE_MS) {
+                    let open = t < self.settings.freeze(minute + MINUTE_MS)
+                        || corrected.contains(&(t, minute));
+                    if minute >= lo && open {
                         let sums = self.by_currency.entry((minute, o.currency)).or_default();
                         sums.0 += d as i64;
                         sums.1 += d as i64 * o.total_amount_usd.units();

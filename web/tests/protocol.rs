@@ -211,12 +211,22 @@ fn live_run(hub: Arc<Hub>) -> Vec<Entries> {
         move |progress| {
             let mut changes: Vec<_> = progress.changes.iter().collect();
             changes.sort_by_key(|(_, t, d)| (*t, *d));
+            // Minutes held open past their freeze and set again at a time.
+            let corrected: std::collections::BTreeSet<(u64, i64)> = changes
+                .iter()
+                .filter_map(|(row, t, d)| match row {
+                    Row::SalesMinute(m) if *d > 0 => Some((*t, m.window_start.0)),
+                    _ => None,
+                })
+                .collect();
             for (row, time, diff) in changes {
                 // The dashboard's definition (docs/metrics.md): a minute's
-                // orders as they were when the minute froze; later changes
-                // (ageing out, a re-pricing after the freeze) do not count.
+                // orders as they were when the minute froze, or when an order
+                // waiting for its rate was priced into the minute later;
+                // other later changes (ageing out) do not count.
                 if let Row::FactOrder(o) = row
-                    && *time < oracle.freeze(o.ts.floor_to(60_000).0 + 60_000)
+                    && (*time < oracle.freeze(o.ts.floor_to(60_000).0 + 60_000)
+                        || corrected.contains(&(*time, o.ts.floor_to(60_000).0)))
                 {
                     let value = (o.ts.floor_to(60_000).0, o.total_amount_usd.units());
                     if *diff > 0 {

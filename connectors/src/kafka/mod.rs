@@ -4,6 +4,7 @@ pub mod dead_letters;
 pub mod producer;
 pub mod recovery;
 pub mod source;
+pub mod startup;
 pub mod topics;
 
 use rdkafka::ClientConfig;
@@ -62,6 +63,9 @@ pub struct KafkaSettings {
     pub event_retention_ms: u64,
     /// Retention of `dead_letters` (ms).
     pub dead_letter_retention_ms: u64,
+    /// How long start-up calls (partition counts, committed offsets) are
+    /// retried on retriable broker errors before `run` gives up (ms).
+    pub startup_timeout_ms: u64,
 }
 
 impl Default for KafkaSettings {
@@ -78,6 +82,7 @@ impl Default for KafkaSettings {
             batch: 1_000,
             event_retention_ms: 7 * 24 * 3_600_000,
             dead_letter_retention_ms: 30 * 24 * 3_600_000,
+            startup_timeout_ms: 60_000,
         }
     }
 }
@@ -112,7 +117,7 @@ impl KafkaSettings {
 }
 
 /// Whether a kind's topic is reference data (compacted, one partition, read
-/// before events and not part of the watermark).
+/// whole, and holding the watermark back only while it has unread messages).
 pub fn is_reference(kind: EventKind) -> bool {
     matches!(kind, EventKind::Fx | EventKind::Product | EventKind::User)
 }

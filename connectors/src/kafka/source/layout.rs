@@ -2,7 +2,9 @@
 //! the sources record for the warehouse.
 
 use crate::kafka::KafkaSettings;
+use crate::kafka::startup::with_retries;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use shopflow_dataflow::Time;
 use shopflow_model::EventKind;
 use std::collections::{BTreeMap, VecDeque};
@@ -57,22 +59,24 @@ pub fn partition_counts(settings: &KafkaSettings) -> Result<Vec<(EventKind, i32)
         .client()
         .create()
         .map_err(|e| format!("cannot create a Kafka client for {}: {e}", settings.brokers))?;
+    let timeout = Duration::from_millis(settings.startup_timeout_ms);
     let mut out = Vec::new();
     for kind in EventKind::ALL {
         let topic = settings.topic(kind);
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(30))
-            .map_err(|e| {
-                format!(
-                    "cannot read metadata of topic {topic} from {}: {e}; is the broker up?",
-                    settings.brokers
-                )
-            })?;
-        let n = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .map_or(0, |t| t.partitions().len());
+        let what = format!(
+            "read the metadata of topic {topic} from {}",
+            settings.brokers
+        );
+        let n = with_retries(&what, timeout, || {
+            let metadata =
+                consumer.fetch_metadata(Some(&topic), Duration::from_secs(10).min(timeout))?;
+            let found = metadata.topics().iter().find(|t| t.name() == topic);
+            if let Some(code) = found.and_then(|t| t.error()) {
+                // A topic whose leader is not elected yet, say: worth a retry.
+                return Err(KafkaError::MetadataFetch(code.into()));
+            }
+            Ok(found.map_or(0, |t| t.partitions().len()))
+        })?;
         if n == 0 {
             return Err(format!(
                 "topic {topic} has no partitions; run `shopflow topics create` first"

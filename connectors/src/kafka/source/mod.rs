@@ -16,9 +16,13 @@
 //!   wall-clock time (its mark grows with the clock). So a quiet partition
 //!   never stalls live traffic, yet a partition that resumes after a pause
 //!   (a producer restart, a broker restart) finds the others at most that
-//!   pause ahead, not wherever the fastest partition ran to. Reference
-//!   partitions never hold the watermark: their records enter at their own
-//!   time or the current input time, whichever is later.
+//!   pause ahead, not wherever the fastest partition ran to.
+//! - **Reference data first:** a reference partition with unread messages
+//!   holds the watermark at the newest time it has read (an FX rate applies
+//!   from its date's start, a product or profile version from `updated_at`),
+//!   so no event time completes before the rates and versions that apply to
+//!   it are in the dataflow, whatever order Kafka delivers partitions in. One
+//!   that has reached its end holds nobody back, however long it is quiet.
 //! - **Backpressure:** while more than `max_in_flight` records of this worker
 //!   are not complete, its partitions that are ahead of the watermark are
 //!   paused: no longer read, so librdkafka stops fetching them once their
@@ -41,6 +45,7 @@ mod layout;
 pub use layout::{Positions, assignment, partition_counts, take_positions};
 
 use super::dead_letters::{DeadLetters, Origin};
+use super::startup::committed;
 use super::{KafkaSettings, StartAt, is_reference};
 use crate::lake::raw::RawRecord;
 use crate::lake::writer::RawWriter;
@@ -71,7 +76,10 @@ impl ClientContext for Callbacks {
             return; // reaching the end of a partition is tracked, not an error
         }
         self.0.add("shopflow_kafka_errors_total", &[], 1);
-        tracing::warn!(%error, reason, "Kafka client error; the client retries and reconnects by itself");
+        // librdkafka reports here what it handles itself (lost broker
+        // connections, which it re-establishes); a request that fails for
+        // good is reported where shopflow made it.
+        tracing::warn!(%error, reason, "Kafka client error");
     }
 }
 
@@ -195,27 +203,54 @@ impl KafkaSource {
                 )
             })?;
         let consumer = Arc::new(consumer);
-        let start = match settings.start {
-            StartAt::Earliest => Offset::Beginning,
-            StartAt::Latest => Offset::End,
-            StartAt::Committed => Offset::Stored,
+        // Where each partition starts. Reference topics are compacted
+        // tables the dataflow needs whole: read from the beginning, except
+        // with recovery from the lake, where what came before the committed
+        // offset comes from the raw layer. Event partitions resume from the
+        // warehouse's positions, else from `kafka.start`.
+        let starts: Vec<(String, i32, Option<Offset>)> = parts
+            .iter()
+            .map(|&(kind, p)| {
+                let topic = settings.topic(kind);
+                let at = if is_reference(kind) && recovery.is_none() {
+                    Some(Offset::Beginning)
+                } else if let Some(&next) = resume.get(&(topic.clone(), p)) {
+                    Some(Offset::Offset(next))
+                } else {
+                    match settings.start {
+                        StartAt::Earliest => Some(Offset::Beginning),
+                        StartAt::Latest => Some(Offset::End),
+                        StartAt::Committed => None, // fetched below
+                    }
+                };
+                (topic, p, at)
+            })
+            .collect();
+        // The group's commits are fetched here, with retries, rather than
+        // left to librdkafka (`Offset::Stored`): a fetch it makes that fails
+        // with `NotCoordinator` on a fresh broker is never retried, and the
+        // partition is never read (`startup.rs`).
+        let unknown: Vec<(String, i32)> = starts
+            .iter()
+            .filter(|(_, _, at)| at.is_none())
+            .map(|(t, p, _)| (t.clone(), *p))
+            .collect();
+        let commits = if unknown.is_empty() {
+            BTreeMap::new()
+        } else {
+            let timeout = Duration::from_millis(settings.startup_timeout_ms);
+            committed(&consumer, &unknown, timeout)?
         };
         let mut list = TopicPartitionList::new();
-        for &(kind, p) in parts {
-            let topic = settings.topic(kind);
-            // Reference topics are compacted tables the dataflow needs whole:
-            // always read from the beginning. Event partitions resume.
-            // With recovery from the lake, they resume too: what came before
-            // is recovered from the raw layer.
-            let at = if is_reference(kind) && recovery.is_none() {
-                Offset::Beginning
-            } else {
-                resume
-                    .get(&(topic.clone(), p))
-                    .map_or(start, |&next| Offset::Offset(next))
-            };
+        for (topic, p, at) in starts {
+            // No commit yet: `committed` falls back to the earliest offset.
+            let at = at.unwrap_or_else(|| match commits.get(&(topic.clone(), p)) {
+                Some(Some(next)) => Offset::Offset(*next),
+                _ => Offset::Beginning,
+            });
+            tracing::debug!(%topic, partition = p, ?at, "start position");
             list.add_partition_offset(&topic, p, at)
-                .map_err(|e| format!("cannot assign {}/{p}: {e}", settings.topic(kind)))?;
+                .map_err(|e| format!("cannot assign {topic}/{p}: {e}"))?;
         }
         consumer
             .assign(&list)
@@ -534,15 +569,31 @@ impl Source for KafkaSource {
         let ooo = self.dataflow.out_of_orderness_ms;
         let mut all_idle = true;
         let mut mark: Option<i64> = None;
-        for p in self.parts.iter().filter(|p| !is_reference(p.kind)) {
-            let quiet = p.idle(idle);
-            all_idle &= quiet;
-            let m = match (p.max_ts, quiet) {
-                (None, false) => return Mark::Hold,
-                (None, true) => continue, // empty: holds nobody back
-                (Some(t), false) => t - ooo,
-                // Quiet for d: it vouches for d more of event time.
-                (Some(t), true) => t - ooo + p.last_message.elapsed().as_millis() as i64,
+        for p in &self.parts {
+            let m = if is_reference(p.kind) {
+                // A reference partition with unread messages holds event time
+                // at what it has read: the records still to come may apply
+                // from there on (an FX rate from its date's start, a product
+                // or profile version from its `updated_at`). Once it has
+                // caught up it holds nobody back, however long it stays quiet.
+                if p.at_end {
+                    continue;
+                }
+                all_idle = false;
+                match p.max_ts {
+                    None => return Mark::Hold,
+                    Some(t) => t - ooo,
+                }
+            } else {
+                let quiet = p.idle(idle);
+                all_idle &= quiet;
+                match (p.max_ts, quiet) {
+                    (None, false) => return Mark::Hold,
+                    (None, true) => continue, // empty: holds nobody back
+                    (Some(t), false) => t - ooo,
+                    // Quiet for d: it vouches for d more of event time.
+                    (Some(t), true) => t - ooo + p.last_message.elapsed().as_millis() as i64,
+                }
             };
             mark = Some(mark.map_or(m, |a| a.min(m)));
         }
