@@ -52,7 +52,7 @@ fn wait_until(reports: &Receiver<Progress>, tables: &mut Tables, time: &str) -> 
         let p = reports
             .recv_timeout(left)
             .expect("progress before the deadline");
-        for (row, t, d) in &p.changes {
+        for (row, _, d) in &p.changes {
             if let (Row::Stat(s), true) = (row, *d > 0) {
                 stats.push(s.clone());
             }
@@ -161,7 +161,6 @@ fn an_order_priced_after_its_minute_froze_still_reaches_it() {
 
     // Closing the inputs runs every expiry: held windows age out like the
     // others and keep their rows; the end equals the batch definitions.
-    drop(send);
     drop(tx);
     while let Ok(p) = reports.recv_timeout(Duration::from_secs(60)) {
         tables.apply_all(p.changes);

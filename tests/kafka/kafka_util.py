@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
@@ -13,6 +14,34 @@ TABLES = ["agg_funnel_5min", "agg_sales_minute", "agg_top_products_hour", "dim_c
           "dim_product", "dim_time", "dim_user", "dq_conflicts", "fact_cart", "fact_clicks",
           "fact_order_items", "fact_orders"]
 TOPICS = ["clicks", "carts", "purchases", "fx_rates", "products", "users"]
+ROOT = Path(__file__).resolve().parents[2]
+PORT = int(os.environ.get("TEST_KAFKA_PORT", "29192"))
+CONTROLLER_PORT = int(os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "29193"))
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "25532"))
+S3_PORT = int(os.environ.get("TEST_S3_PORT", "29100"))
+S3_BUCKET = "shopflow-lake-test"
+
+
+class Broker:
+    """The test broker: its address, and a way to restart it."""
+
+    def __init__(self):
+        self.state = Path(f"/tmp/shopflow-kafka-test-{os.getpid()}")
+        self.env = dict(os.environ, SHOPFLOW_STATE_DIR=str(self.state), KAFKA_PORT=str(PORT),
+                        KAFKA_CONTROLLER_PORT=str(CONTROLLER_PORT), PG_PORT=str(PG_PORT),
+                        S3_PORT=str(S3_PORT), S3_BUCKET=S3_BUCKET)
+        self.brokers = f"127.0.0.1:{PORT}"
+
+    def script(self, name, service="kafka"):
+        proc = subprocess.run([str(ROOT / "deploy/local" / name), service], env=self.env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{name} {service} failed:\n{proc.stdout}\n{proc.stderr}"
+
+    def up(self):
+        self.script("up.sh")
+
+    def down(self):
+        self.script("down.sh")
 
 
 def run_env(broker, prefix, **extra):

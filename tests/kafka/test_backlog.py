@@ -10,8 +10,9 @@
 - FX rates published 25 minutes of event time after the orders they price
   (beyond the 10-minute horizon), while `run` is live: the minutes end
   correct, and a replay of the day from the lake agrees.
-- A broker restarted just before `run` starts, with a consumer group that has
-  no commits yet (its coordinator is still loading): every partition is read.
+- A broker of its own, just started, and `run` right away with a consumer
+  group that has never committed (the group coordinator does not exist yet):
+  every partition is read.
 """
 
 import calendar
@@ -23,9 +24,10 @@ import time
 import psycopg
 import pytest
 
-from kafka_util import TOPICS, produce_lines, run_env, sf, wait_for
+from kafka_util import TOPICS, Broker, produce_lines, run_env, sf, wait_for
 from lake_util import EVENT_TOPICS, lake_env
 from shopflow_cli import read_lines
+from test_kafka_pipeline import free_port
 from test_warehouse import assert_warehouse_equals, integrity
 
 REFERENCE = ["fx_rates", "products", "users"]
@@ -163,17 +165,35 @@ def test_rates_published_after_the_horizon_still_price_their_minutes(broker, pos
         assert_warehouse_equals(conn, f"{schema}r", replay)
 
 
-def test_every_partition_is_read_when_the_coordinator_is_not_ready(broker, shopflow, tmp_path):
+@pytest.fixture
+def fresh_broker(tmp_path):
+    """A broker of its own, just started: its group coordinator does not exist
+    until the first client asks for one (`__consumer_offsets` is created then,
+    50 partitions), so the first offset fetches fail with retriable errors."""
+    b = Broker()
+    b.state = tmp_path / "fresh-kafka"
+    b.state.mkdir()
+    port, controller = free_port(), free_port()
+    b.env.update(SHOPFLOW_STATE_DIR=str(b.state), KAFKA_PORT=str(port),
+                 KAFKA_CONTROLLER_PORT=str(controller))
+    b.brokers = f"127.0.0.1:{port}"
+    try:
+        yield b
+    finally:
+        b.down()
+
+
+def test_every_partition_is_read_when_the_coordinator_is_not_ready(fresh_broker, shopflow,
+                                                                    tmp_path):
     prefix = "b5."
-    env = run_env(broker, prefix, run_exit_when_idle_ms=3000, run_output_csv=tmp_path / "live",
-                  dataflow_workers=2, kafka_start="committed")
+    env = run_env(fresh_broker, prefix, run_exit_when_idle_ms=3000, dataflow_workers=2,
+                  run_output_csv=tmp_path / "live", kafka_start="committed")
     lines = generated(shopflow, env, tmp_path / "gen", 45, 8000)
+    fresh_broker.up()
     sf(shopflow, ["topics", "create"], env)
-    produce_lines(broker.brokers, prefix, lines)
-    # A restarted broker loads its group coordinator state for a while; `run`
-    # starts at once, with a group that has never committed.
-    broker.down()
-    broker.up()
+    produce_lines(fresh_broker.brokers, prefix, lines)
+    # `run` right away, with a group that has never committed: its first
+    # committed-offset fetch meets a coordinator that is not ready.
     proc = sf(shopflow, ["run"], env)
     log = proc.stderr.decode()
     replay = replay_csv(shopflow, env, tmp_path / "gen", tmp_path / "replay")
