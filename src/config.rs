@@ -69,7 +69,7 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     (
         "kafka.startup_timeout_ms",
         "60000",
-        "How long start-up calls (topic metadata, committed offsets) are retried on retriable broker errors before run stops.",
+        "How long start-up calls (topic creation and metadata, committed offsets) are retried on retriable broker errors before run stops.",
     ),
     (
         "dataflow.workers",

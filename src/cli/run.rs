@@ -75,9 +75,7 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs `topics create`.
 pub fn topics(args: TopicsArgs) -> anyhow::Result<()> {
     let config = load(args.config.as_deref())?;
-    let outcomes = runtime()?
-        .block_on(topics::create(&config.kafka))
-        .map_err(|e| anyhow!(e))?;
+    let outcomes = topics::create(&config.kafka).map_err(|e| anyhow!(e))?;
     for (name, outcome) in outcomes {
         println!(
             "{name}: {}",
@@ -96,9 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = Shutdown::install()?;
     let rt = runtime()?;
     let metrics = Arc::new(Metrics::default());
-    let created = rt
-        .block_on(topics::create(&config.kafka))
-        .map_err(|e| anyhow!(e))?;
+    let created = topics::create(&config.kafka).map_err(|e| anyhow!(e))?;
     for (name, outcome) in &created {
         if *outcome == topics::Outcome::Created {
             tracing::info!(topic = %name, "created topic");

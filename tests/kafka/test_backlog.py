@@ -10,9 +10,11 @@
 - FX rates published 25 minutes of event time after the orders they price
   (beyond the 10-minute horizon), while `run` is live: the minutes end
   correct, and a replay of the day from the lake agrees.
-- A broker of its own, just started, and `run` right away with a consumer
-  group that has never committed (the group coordinator does not exist yet):
-  every partition is read.
+- `run` started while its broker is down, the broker up a few seconds later
+  (loading its coordinator state), a group that has never committed: start-up
+  calls are retried and every partition is read. A broker that never comes
+  ends `run` after `kafka.startup_timeout_ms` with a message that says what
+  to check.
 """
 
 import calendar
@@ -24,7 +26,7 @@ import time
 import psycopg
 import pytest
 
-from kafka_util import TOPICS, Broker, produce_lines, run_env, sf, wait_for
+from kafka_util import TOPICS, Broker, metrics, produce_lines, run_env, sf, total, wait_for
 from lake_util import EVENT_TOPICS, lake_env
 from shopflow_cli import read_lines
 from test_kafka_pipeline import free_port
@@ -100,21 +102,23 @@ def test_a_backlog_with_two_sigkills_equals_replay(broker, postgres, s3, shopflo
     produce_in_order(broker.brokers, prefix, lines, [EVENT_TOPICS, REFERENCE])
     sf(shopflow, ["migrate", "--database-url", postgres, "--schema", schema], env)
     rng = random.Random(43)
-    kills = 0
-    while kills < 2:
-        log = tmp_path / f"run-{kills}.log"
-        with open(log, "wb") as err:
+    for kill in range(2):
+        port = free_port()
+        env["SHOPFLOW_METRICS_LISTEN"] = f"127.0.0.1:{port}"
+        # A random moment: once this run has read 2,000 to 15,000 messages
+        # (of about 56,000), and the pipeline has committed at least once.
+        target = rng.randrange(2000, 15000)
+        with open(tmp_path / f"run-{kill}.log", "wb") as err:
             proc = subprocess.Popen([shopflow, "run"], env=env, stdout=subprocess.DEVNULL,
                                     stderr=err)
-            before = frontier(postgres, schema)
-            # A random moment after this run's first commit.
-            wait_for(lambda: proc.poll() is not None or frontier(postgres, schema) > before,
-                     "a commit", timeout=120)
-            time.sleep(rng.uniform(0.2, 2.0))
+            wait_for(lambda: proc.poll() is not None or (
+                frontier(postgres, schema) > 0
+                and total(metrics(port), "shopflow_messages_total") >= target),
+                "a commit and the messages read", timeout=120, every=0.02)
             assert proc.poll() is None, "the run finished before it was killed: use more data"
             proc.send_signal(signal.SIGKILL)
             proc.wait(60)
-        kills += 1
+    env["SHOPFLOW_METRICS_LISTEN"] = ""
     final = sf(shopflow, ["run"], env)
     assert "state recovered from the lake" in final.stderr.decode()
     replay = replay_csv(shopflow, env, tmp_path / "gen", tmp_path / "replay")
@@ -167,9 +171,7 @@ def test_rates_published_after_the_horizon_still_price_their_minutes(broker, pos
 
 @pytest.fixture
 def fresh_broker(tmp_path):
-    """A broker of its own, just started: its group coordinator does not exist
-    until the first client asks for one (`__consumer_offsets` is created then,
-    50 partitions), so the first offset fetches fail with retriable errors."""
+    """A broker of its own, on its own ports and state dir (stopped at the end)."""
     b = Broker()
     b.state = tmp_path / "fresh-kafka"
     b.state.mkdir()
@@ -183,20 +185,43 @@ def fresh_broker(tmp_path):
         b.down()
 
 
-def test_every_partition_is_read_when_the_coordinator_is_not_ready(fresh_broker, shopflow,
-                                                                    tmp_path):
+def test_every_partition_is_read_when_the_broker_is_not_ready(fresh_broker, shopflow, tmp_path):
+    """`run` starts while its broker is down; the broker comes up a few seconds
+    later and loads its group coordinator state while `run` fetches its start
+    positions, with a group that has never committed."""
     prefix = "b5."
     env = run_env(fresh_broker, prefix, run_exit_when_idle_ms=3000, dataflow_workers=2,
-                  run_output_csv=tmp_path / "live", kafka_start="committed")
+                  run_output_csv=tmp_path / "live", kafka_start="committed",
+                  kafka_startup_timeout_ms=120_000)
     lines = generated(shopflow, env, tmp_path / "gen", 45, 8000)
     fresh_broker.up()
     sf(shopflow, ["topics", "create"], env)
     produce_lines(fresh_broker.brokers, prefix, lines)
-    # `run` right away, with a group that has never committed: its first
-    # committed-offset fetch meets a coordinator that is not ready.
-    proc = sf(shopflow, ["run"], env)
-    log = proc.stderr.decode()
+    fresh_broker.down()
+    with open(tmp_path / "run.log", "wb") as err:
+        proc = subprocess.Popen([shopflow, "run"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        try:
+            wait_for(lambda: b"retrying" in (tmp_path / "run.log").read_bytes(),
+                     "run to retry a start-up call", timeout=60)
+            fresh_broker.up()
+            proc.wait(300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    log = (tmp_path / "run.log").read_text(errors="replace")
+    assert proc.returncode == 0, log[-4000:]
+    assert "gives_up_in_ms" in log, "a retry says when it gives up"
     replay = replay_csv(shopflow, env, tmp_path / "gen", tmp_path / "replay")
     for table in ["fact_clicks", "fact_cart", "fact_orders", "agg_sales_minute"]:
         live = (tmp_path / "live" / f"{table}.csv").read_bytes()
         assert live == (replay / f"{table}.csv").read_bytes(), f"{table} differs:\n{log[-3000:]}"
+
+
+def test_run_gives_up_on_a_broker_that_never_comes_with_a_clear_message(shopflow, tmp_path):
+    env = run_env(Broker(), "b6.", kafka_brokers=f"127.0.0.1:{free_port()}",
+                  kafka_startup_timeout_ms=3000)
+    proc = subprocess.run([shopflow, "run"], env=env, capture_output=True, timeout=120)
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode != 0, err[-2000:]
+    assert "kafka.startup_timeout_ms" in err and "is up and ready" in err, err[-2000:]

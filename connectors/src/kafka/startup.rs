@@ -1,5 +1,5 @@
 //! Start-up calls to the broker that must succeed before a partition is read:
-//! partition counts and committed offsets.
+//! topic creation, partition counts and committed offsets.
 //!
 //! A broker that has just started answers some of them with retriable errors
 //! for a while (`NotCoordinator`, `CoordinatorLoadInProgress`, a leader not
@@ -45,7 +45,12 @@ pub fn retriable_code(code: RDKafkaErrorCode) -> bool {
 
 /// Whether an error from a start-up call is worth another try.
 pub fn retriable(error: &KafkaError) -> bool {
-    error.rdkafka_error_code().is_some_and(retriable_code)
+    let code = match error {
+        // rdkafka gives no code for admin errors, but they carry one.
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    };
+    code.is_some_and(retriable_code)
 }
 
 /// Calls `attempt` until it succeeds, fails for good, or `timeout` has passed
@@ -85,9 +90,10 @@ pub fn with_retries<T>(
                     "not retriable".to_string()
                 };
                 return Err(format!(
-                    "cannot {what}: {error} ({why}); check that the broker is up and its group \
-                     coordinator is ready (`kafka-consumer-groups --describe`), then start again, \
-                     or raise kafka.startup_timeout_ms for a slow broker"
+                    "cannot {what}: {error} ({why}); check that the broker is up and ready \
+                     (`deploy/local/status.sh` on the local stack; `kafka-consumer-groups \
+                     --describe` for the group's coordinator), then start again, or raise \
+                     kafka.startup_timeout_ms for a slow broker"
                 ));
             }
         }
@@ -140,6 +146,9 @@ mod tests {
         assert!(retriable(&loading));
         let denied = KafkaError::OffsetFetch(RDKafkaErrorCode::GroupAuthorizationFailed);
         assert!(!retriable(&denied));
+        // A topic creation that timed out waiting for a broker that is down.
+        let admin = KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut);
+        assert!(retriable(&admin));
     }
 
     #[test]

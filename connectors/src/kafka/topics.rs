@@ -9,10 +9,11 @@
 //! Reference topics have one partition so that one worker applies their
 //! corrections in order.
 
+use super::startup::with_retries;
 use super::{KafkaSettings, is_reference};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use shopflow_model::EventKind;
 use std::time::Duration;
 
@@ -80,14 +81,35 @@ pub fn layout(settings: &KafkaSettings) -> Vec<Spec> {
     out
 }
 
-/// Creates every topic of the layout that does not exist yet.
-pub async fn create(settings: &KafkaSettings) -> Result<Vec<(String, Outcome)>, String> {
+/// Creates every topic of the layout that does not exist yet. A broker that
+/// is not up or not ready yet is retried until `kafka.startup_timeout_ms`
+/// (`startup.rs`); then the error says what to check.
+pub fn create(settings: &KafkaSettings) -> Result<Vec<(String, Outcome)>, String> {
     let admin: AdminClient<DefaultClientContext> = settings.client().create().map_err(|e| {
         format!(
             "cannot create a Kafka admin client for {}: {e}",
             settings.brokers
         )
     })?;
+    let timeout = Duration::from_millis(settings.startup_timeout_ms);
+    let what = format!("create the topics on {}", settings.brokers);
+    // rdkafka's admin futures complete from its own background thread; a
+    // current-thread runtime only waits for them.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("cannot start a runtime for the Kafka admin client: {e}"))?;
+    with_retries(&what, timeout, || {
+        rt.block_on(attempt(&admin, settings, timeout))
+    })
+}
+
+/// One try: every topic created or found; the first other error fails it.
+async fn attempt(
+    admin: &AdminClient<DefaultClientContext>,
+    settings: &KafkaSettings,
+    timeout: Duration,
+) -> Result<Vec<(String, Outcome)>, KafkaError> {
     let specs = layout(settings);
     let topics: Vec<NewTopic<'_>> = specs
         .iter()
@@ -102,22 +124,13 @@ pub async fn create(settings: &KafkaSettings) -> Result<Vec<(String, Outcome)>, 
             )
         })
         .collect();
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(topics.iter(), &options)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot create topics on {}: {e}; is the broker up (deploy/local/status.sh)?",
-                settings.brokers
-            )
-        })?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10).min(timeout)));
     let mut out = Vec::new();
-    for result in results {
+    for result in admin.create_topics(topics.iter(), &options).await? {
         match result {
             Ok(name) => out.push((name, Outcome::Created)),
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => out.push((name, Outcome::Existed)),
-            Err((name, code)) => return Err(format!("cannot create topic {name}: {code}")),
+            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
         }
     }
     Ok(out)
