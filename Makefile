@@ -10,7 +10,7 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay browser stack kafka bench bench-kafka bench-ws bench-lake demo clean-cache
+.PHONY: test setup lint unit schema replay browser stack kafka bench bench-kafka bench-ws bench-lake bench-race demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
 test: setup lint unit schema replay browser stack kafka
@@ -58,6 +58,12 @@ bench-lake: setup
 	cargo build --release --locked --bin shopflow
 	cargo build --release --locked -p shopflow-connectors --example lake_fill
 	scripts/bench-lake.sh
+
+## The race: `shopflow replay` against DuckDB's SQL on the same generated files
+## (RACE_EVENTS, default 2,000,000); checks the tables agree, prints times and peak RSS.
+bench-race: setup
+	cargo build --release --locked --bin shopflow
+	SHOPFLOW_BIN=$(BIN_RELEASE) $(VENV)/bin/python scripts/bench-race.py
 
 ## The live demo (Ctrl-C to stop).
 demo:
