@@ -1,5 +1,6 @@
 //! The dataflow graph: from deduplicated events to every output table.
 
+use crate::dedup::dedup;
 use crate::input::{Id, Inputs, Version};
 use crate::lifetime::{extend, lifetime, release_late};
 use crate::rows::*;
@@ -16,9 +17,6 @@ use timely::dataflow::Scope;
 type Coll<'s, D> = VecCollection<'s, Time, D>;
 /// Events after deduplication, shared rather than copied between operators.
 type Ev = Arc<Event>;
-/// The winning version of an id: (event, when the dedup state forgets the id,
-/// distinct versions seen, copies received).
-type Resolved = (Ev, Time, u32, isize);
 /// An order with the FX rate valid on its date.
 type Priced = (Arc<Purchase>, Rate);
 
@@ -41,17 +39,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
 
     // Deduplicate: keep the smallest version per id; count extra copies and
     // ids with conflicting versions.
-    let resolved = raw.reduce_named(
-        "Dedup",
-        |_id, versions, out: &mut Vec<(Resolved, isize)>| {
-            let v: &Version = versions[0].0;
-            let copies: isize = versions.iter().map(|(_, n)| *n).sum();
-            out.push((
-                (v.event.clone(), v.expires, versions.len() as u32, copies),
-                1,
-            ));
-        },
-    );
+    let resolved = dedup(raw);
     // The dedup state forgets ids soon after the allowed lateness; downstream
     // keeps each winner until its full lifetime (`Settings::expiry`).
     let s = settings.clone();

@@ -1,9 +1,9 @@
 //! Feeding the dataflow: event time, watermarks, lateness and lifetimes.
 //!
 //! A [`Feeder`] owns one worker's input sessions. Each event enters at
-//! `max(tick(ts), input time)` and is retracted at [`Settings::dedup_expiry`]
-//! of the first version of its id (downstream keeps it until
-//! [`Settings::expiry`], see `graph.rs`); an
+//! `max(tick(ts), input time)`, carrying [`Settings::dedup_expiry`] of the
+//! first version of its id, when the dedup operator forgets the id
+//! (downstream keeps the winner until [`Settings::expiry`], see `graph.rs`); an
 //! event whose time is more than the allowed lateness behind the input time is
 //! *too late*: not applied, and returned to the caller to report. In bounded
 //! mode (replay) nothing is late: every record enters at its own tick.
@@ -125,8 +125,8 @@ impl Feeder {
                 event: Arc::new(event),
             },
         );
-        self.inputs.events.update_at(record.clone(), enter, 1);
-        self.inputs.events.update_at(record, expire, -1);
+        // Only the insertion: the dedup operator forgets the id at `expire`.
+        self.inputs.events.update_at(record, enter, 1);
         Ok(admission)
     }
 

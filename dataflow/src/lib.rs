@@ -21,6 +21,7 @@ pub mod rows;
 pub mod run;
 pub mod settings;
 
+mod dedup;
 mod graph;
 mod lifetime;
 

@@ -1,5 +1,6 @@
 //! Live behaviour: a late event corrects a window that was already emitted,
-//! and a too-late event is reported and not applied.
+//! a too-late event is reported and not applied, and a later conflicting
+//! version with a smaller time replaces the winner.
 
 use shopflow_dataflow::rows::SalesMinute;
 use shopflow_dataflow::run::{Input, Progress, run_live};
@@ -161,4 +162,85 @@ fn a_panicking_report_stops_every_worker() {
         .expect("the run ends instead of hanging");
     assert!(result.unwrap_err().contains("panicked"));
     drop(tx);
+}
+
+/// The dedup operator (dedup.rs): a conflicting version of an id that arrives
+/// later with a smaller time replaces the winner at its arrival, and the id is
+/// reported as a conflict; an exact re-send changes nothing but the count.
+#[test]
+fn a_later_smaller_version_replaces_the_winner() {
+    let settings = Settings {
+        out_of_orderness_ms: 0,
+        ..Settings::default()
+    };
+    let (tx, rx) = channel();
+    let (report_tx, reports) = channel();
+    let live = settings.clone();
+    let runner = std::thread::spawn(move || {
+        run_live(
+            live,
+            2,
+            rx,
+            || false,
+            move |p| {
+                let _ = report_tx.send(p);
+            },
+        )
+    });
+    let mut tables = Tables::new(settings);
+    let version = |ts: &str, cents: i64, raw: &str| match order("x", ts, cents) {
+        Input::Event(e, _) => Input::Event(e, raw.as_bytes().to_vec()),
+        other => other,
+    };
+    tx.send(version("2026-11-24T10:00:40Z", 700, "first"))
+        .unwrap();
+    tx.send(version("2026-11-24T10:00:40Z", 700, "first"))
+        .unwrap(); // exact re-send
+    tx.send(order("y", "2026-11-24T10:02:00Z", 1)).unwrap();
+    apply_until(&reports, &mut tables, at("2026-11-24T10:01:59Z"));
+    let first = minute(&tables, "2026-11-24T10:00:00Z").expect("minute 10:00");
+    assert_eq!(
+        (first.orders, first.revenue_usd),
+        (1, Money::from_units(700))
+    );
+    // 1m40s behind the watermark, smaller ts: it wins from now on.
+    tx.send(version("2026-11-24T10:00:20Z", 300, "second"))
+        .unwrap();
+    tx.send(order("z", "2026-11-24T10:03:00Z", 1)).unwrap();
+    apply_until(&reports, &mut tables, at("2026-11-24T10:02:59Z"));
+    let replaced = minute(&tables, "2026-11-24T10:00:00Z").unwrap();
+    assert_eq!(
+        (replaced.orders, replaced.revenue_usd),
+        (1, Money::from_units(300))
+    );
+    drop(tx);
+    while let Ok(p) = reports.recv_timeout(Duration::from_secs(60)) {
+        tables.apply_all(p.changes);
+    }
+    runner.join().unwrap().unwrap();
+    let conflicts: Vec<&Row> = tables.rows(shopflow_dataflow::Table::Conflicts).collect();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    let Row::Conflict(c) = conflicts[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (c.event_id.as_str(), c.versions, c.kept_ts),
+        ("x", 2, at("2026-11-24T10:00:20Z"))
+    );
+}
+
+/// Applies whole reports (a replaced row's retraction and insertion together)
+/// until the frontier passes `time`.
+fn apply_until(reports: &Receiver<Progress>, tables: &mut Tables, time: Timestamp) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let p = reports
+            .recv_timeout(left)
+            .expect("progress before the deadline");
+        tables.apply_all(p.changes);
+        if p.upto > time.0 as Time {
+            return;
+        }
+    }
 }
