@@ -241,26 +241,29 @@ fn sales_minute<'s>(priced: Coll<'s, Priced>) -> Coll<'s, Row> {
         })
 }
 
+/// One `threshold_total` over (window, session) with the stages in the
+/// difference (events, cart or later, purchases), mapped to 0/1 per stage,
+/// then summed per window: one arrangement per (window, session) instead of
+/// one per stage.
 fn funnel<'s>(events: Coll<'s, Ev>) -> Coll<'s, Row> {
-    let touches = events.map(|e| {
-        let level = match &*e {
-            Event::Click(_) => 0u8,
-            Event::Cart(_) => 1,
-            Event::Purchase(_) => 2,
-        };
-        (e.ts().floor_to(FIVE), Id::from(e.session_id()), level)
-    });
-    let stage = |min: u8, weight: (isize, isize, isize)| {
-        touches
-            .clone()
-            .filter(move |(_, _, level)| *level >= min)
-            .map(|(w, s, _)| (w, s))
-            .distinct_total()
-            .explode(move |(w, _)| once((w, weight)))
-    };
-    stage(0, (1, 0, 0))
-        .concat(stage(1, (0, 1, 0)))
-        .concat(stage(2, (0, 0, 1)))
+    events
+        .explode(|e| {
+            let (carted, purchased) = match &*e {
+                Event::Click(_) => (0, 0),
+                Event::Cart(_) => (1, 0),
+                Event::Purchase(_) => (1, 1),
+            };
+            let key = (e.ts().floor_to(FIVE), Id::from(e.session_id()));
+            once((key, (1isize, carted, purchased)))
+        })
+        .threshold_total(|_, &(any, carted, purchased)| {
+            (
+                isize::from(any > 0),
+                isize::from(carted > 0),
+                isize::from(purchased > 0),
+            )
+        })
+        .map(|(w, _)| w)
         .count_total()
         .map(|(w, (a, c, p))| {
             Row::Funnel(Funnel {
