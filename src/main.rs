@@ -10,6 +10,12 @@ mod shutdown;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: the dataflow allocates and frees
+/// many small records from several threads, where glibc spent about 40% of
+/// a replay's time (`docs/benchmarks.md`, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOPFLOW_LOG")

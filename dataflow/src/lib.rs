@@ -14,6 +14,7 @@
 //! what keeps state bounded. See `docs/ARCHITECTURE.md` and `docs/metrics.md`.
 
 pub mod apply;
+pub mod bounded;
 pub mod csv;
 pub mod input;
 pub mod live;

@@ -5,13 +5,12 @@
 //! run lets worker 0 ingest from a channel, advance the watermark, and hand
 //! every completed time's changes to a callback.
 
+use crate::bounded::{Whole, run_sliced};
 use crate::input::{Admission, Feeder};
 use crate::live::{Mark, NoSource, Offer, Source, run_sources};
-use crate::{Change, Settings, Time, graph};
+use crate::{Change, Settings, Time};
 use shopflow_model::validate::{Record, ValidationError, validate};
 use shopflow_model::{Event, EventKind, FxRate, Product, User};
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,43 +90,23 @@ pub fn feed_share(inputs: &[Input], index: usize, peers: usize, feeder: &mut Fee
 
 /// Runs the dataflow over bounded input on `workers` threads. `load` is
 /// called on every worker with (index, peers, feeder) and must offer that
-/// worker's share. Returns every output change, unordered.
+/// worker's share, all at once. Returns every output change, consolidated per
+/// time. Large inputs should use [`run_sliced`] instead, which streams.
 pub fn run_bounded<L>(settings: Settings, workers: usize, load: L) -> Result<Vec<Change>, String>
 where
     L: Fn(usize, usize, &mut Feeder) + Send + Sync + 'static,
 {
-    let problems = settings.problems();
-    if !problems.is_empty() {
-        return Err(problems.join("; "));
-    }
-    let collected: Arc<Mutex<Vec<Change>>> = Arc::default();
-    let shared = collected.clone();
-    let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
-        let local: Rc<RefCell<Vec<Change>>> = Rc::default();
-        let sink = local.clone();
-        let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
-            let (inputs, rows) = graph::build(scope, &settings);
-            let (probe, _) = rows
-                .inspect(move |c| sink.borrow_mut().push(c.clone()))
-                .probe();
-            (inputs, probe)
-        });
-        let mut feeder = Feeder::new(inputs, settings.clone(), true);
-        load(worker.index(), worker.peers(), &mut feeder);
-        drop(feeder);
-        while !probe.done() {
-            worker.step();
-        }
-        shared
-            .lock()
-            .expect("no worker panicked")
-            .append(&mut local.borrow_mut());
-    })?;
-    guards
-        .join()
-        .into_iter()
-        .collect::<Result<Vec<()>, String>>()?;
-    let changes = std::mem::take(&mut *collected.lock().map_err(|e| e.to_string())?);
+    let load = Arc::new(load);
+    let mut changes = Vec::new();
+    run_sliced(
+        settings,
+        workers,
+        move |index, peers| {
+            let load = load.clone();
+            Whole::new(move |feeder: &mut Feeder| load(index, peers, feeder))
+        },
+        |time, batch| changes.extend(batch.into_iter().map(|(row, diff)| (row, time, diff))),
+    )?;
     Ok(changes)
 }
 

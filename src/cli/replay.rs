@@ -3,12 +3,13 @@
 //! written as CSV and, from the lake, into the warehouse.
 
 use anyhow::Context;
-use shopflow_dataflow::run::{Input, feed_share, run_bounded};
+use shopflow_connectors::files::{FileSlices, Plan, Rejected};
+use shopflow_connectors::spill::SpillTables;
+use shopflow_dataflow::bounded::run_sliced;
 use shopflow_dataflow::{Table, Tables};
-use shopflow_model::{Date, EventKind};
-use std::collections::BTreeMap;
+use shopflow_model::Date;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Arguments of `replay`.
@@ -51,12 +52,6 @@ pub struct Args {
     dataflow: super::DataflowArgs,
 }
 
-/// Lines of one input file.
-struct Source {
-    kind: EventKind,
-    lines: Vec<Vec<u8>>,
-}
-
 fn parse_date(text: &str) -> Result<Date, String> {
     Date::parse(text).map_err(|_| format!("expected a date like 2026-11-30, got {text:?}"))
 }
@@ -67,26 +62,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return from_lake(args);
     };
     let began = Instant::now();
-    let sources = Arc::new(read_sources(&input)?);
-    let total: usize = sources.iter().map(|s| s.lines.len()).sum();
-    tracing::info!(input = %input.display(), lines = total, workers = args.workers, "replaying");
-    let (inputs, rejected) = validate_all(&sources);
-    let inputs = Arc::new(inputs);
     let settings = args.dataflow.settings()?;
-    let changes = run_bounded(
-        settings.clone(),
+    let plan = Arc::new(Plan::scan(&input, &settings).map_err(|e| anyhow::anyhow!(e))?);
+    let total = plan.lines();
+    tracing::info!(input = %input.display(), lines = total, workers = args.workers, "replaying");
+    let rejected: Arc<Mutex<Rejected>> = Arc::default();
+    let failed: Arc<Mutex<Option<String>>> = Arc::default();
+    std::fs::create_dir_all(&output_csv)
+        .with_context(|| format!("cannot create {}", output_csv.display()))?;
+    let mut tables = SpillTables::new(settings.clone(), &output_csv)
+        .with_context(|| format!("cannot write temporary files in {}", output_csv.display()))?;
+    let mut spill_error = None;
+    let (r, f) = (rejected.clone(), failed.clone());
+    run_sliced(
+        settings,
         args.workers,
-        move |index, peers, feeder| {
-            // Every version of an event goes through one worker (by id), so they
-            // share one lifetime; reference data goes through worker 0 so FX
-            // corrections apply in file order.
-            feed_share(&inputs, index, peers, feeder);
+        // Every worker reads every chunk and validates the lines it owns.
+        move |index, peers| FileSlices::new(plan.clone(), index, peers, r.clone(), f.clone()),
+        |time, batch| {
+            if spill_error.is_none() {
+                spill_error = tables.apply_time(time, batch).err();
+            }
         },
     )
     .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))?;
-    let mut tables = Tables::new(settings);
-    tables.apply_all(changes);
-    write_csv(&tables, &output_csv)?;
+    if let Some(e) = failed.lock().expect("workers done").take() {
+        anyhow::bail!("{e}");
+    }
+    if let Some(e) = spill_error {
+        anyhow::bail!(
+            "cannot write temporary files in {}: {e}; free some disk space and run the replay again",
+            output_csv.display()
+        );
+    }
+    let rejected = std::mem::take(&mut *rejected.lock().expect("workers done"));
     for ((kind, reason), n) in rejected.iter() {
         tracing::warn!(
             file = format!("{}.jsonl", kind.topic()),
@@ -96,12 +105,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let invalid: u64 = rejected.values().sum();
+    let orders = tables.count(Table::FactOrders);
+    let conflicting_ids = tables.count(Table::Conflicts);
+    let minutes = tables.count(Table::AggSalesMinute);
+    tables
+        .write_csv(&output_csv)
+        .with_context(|| format!("cannot write the tables into {}", output_csv.display()))?;
     tracing::info!(
         lines = total,
         invalid,
-        orders = tables.rows(Table::FactOrders).count(),
-        conflicting_ids = tables.rows(Table::Conflicts).count(),
-        minutes = tables.rows(Table::AggSalesMinute).count(),
+        orders,
+        conflicting_ids,
+        minutes,
         output = %output_csv.display(),
         seconds = format!("{:.2}", began.elapsed().as_secs_f64()),
         "replay complete"
@@ -143,55 +158,4 @@ pub fn write_csv(tables: &Tables, dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
-}
-
-/// Validates every line; returns the inputs in file order and the rejections
-/// counted per file and reason.
-fn validate_all(sources: &[Source]) -> (Vec<Input>, BTreeMap<(EventKind, &'static str), u64>) {
-    let mut inputs = Vec::new();
-    let mut rejected = BTreeMap::new();
-    for source in sources {
-        for line in &source.lines {
-            match Input::from_line(source.kind, line) {
-                Ok(input) => inputs.push(input),
-                Err(e) => *rejected.entry((source.kind, e.reason.code())).or_default() += 1,
-            }
-        }
-    }
-    (inputs, rejected)
-}
-
-fn read_sources(dir: &Path) -> anyhow::Result<Vec<Source>> {
-    // Reference data first, so it is offered before the events that use it.
-    let order = [
-        EventKind::Fx,
-        EventKind::Product,
-        EventKind::User,
-        EventKind::Click,
-        EventKind::Cart,
-        EventKind::Purchase,
-    ];
-    let mut out = Vec::new();
-    for kind in order {
-        let path = dir.join(format!("{}.jsonl", kind.topic()));
-        if !path.exists() {
-            tracing::warn!(file = %path.display(), "missing input file; treating it as empty");
-            continue;
-        }
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-        let lines = if body.is_empty() {
-            Vec::new()
-        } else {
-            body.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
-        };
-        out.push(Source { kind, lines });
-    }
-    anyhow::ensure!(
-        !out.is_empty(),
-        "no input files in {}; expected the files `shopflow generate` writes",
-        dir.display()
-    );
-    Ok(out)
 }

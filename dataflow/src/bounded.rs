@@ -1,0 +1,168 @@
+//! Bounded runs in event-time slices: memory bounded by the live horizon.
+//!
+//! Every worker offers its share of a bounded input slice by slice through a
+//! [`Slices`] (records of one slice may come in any order, but none may be
+//! earlier than the time the previous slice let the inputs advance to). After
+//! each slice every worker moves its inputs to the slice's bound and steps
+//! the dataflow until that time is complete; the changes of completed times
+//! go to the calling thread, which hands them to `report` one time at a time,
+//! consolidated, in time order. So rows that froze can be written out and
+//! dropped while the run goes on, and the dataflow's own state releases what
+//! aged out (the delayed retractions of `lifetime.rs`) as it would live.
+//!
+//! Each record still enters at its own tick (bounded mode: nothing is late),
+//! so the results are those of feeding everything at once.
+
+use crate::input::Feeder;
+use crate::rows::Row;
+use crate::{Change, Settings, Time, graph};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::mpsc;
+
+/// One worker's share of a bounded input, offered slice by slice.
+pub trait Slices {
+    /// Offers the next slice to `feeder` and returns the time every worker's
+    /// inputs may then advance to: no record of any worker's later slices is
+    /// earlier. Every worker must return the same sequence of bounds.
+    /// `None` once this worker's share is exhausted.
+    fn next(&mut self, feeder: &mut Feeder) -> Option<Time>;
+}
+
+/// A whole share offered as one slice (tests, benchmarks, small inputs).
+pub struct Whole<F>(Option<F>);
+
+impl<F: FnOnce(&mut Feeder)> Whole<F> {
+    /// The share `load` offers.
+    pub fn new(load: F) -> Whole<F> {
+        Whole(Some(load))
+    }
+}
+
+impl<F: FnOnce(&mut Feeder)> Slices for Whole<F> {
+    fn next(&mut self, feeder: &mut Feeder) -> Option<Time> {
+        let load = self.0.take()?;
+        load(feeder);
+        // Nothing follows: the inputs close when this returns None.
+        Some(feeder.time())
+    }
+}
+
+/// What a worker sends after each slice: its changes at times before `upto`.
+struct Done {
+    worker: usize,
+    upto: Time,
+    changes: Vec<Change>,
+}
+
+/// Runs the dataflow over bounded input on `workers` threads. `slices` is
+/// called on every worker with (index, peers) and returns that worker's
+/// share; `report` receives every completed time's consolidated changes, in
+/// time order, on the calling thread, while the workers go on.
+pub fn run_sliced<M, S, R>(
+    settings: Settings,
+    workers: usize,
+    slices: M,
+    mut report: R,
+) -> Result<(), String>
+where
+    M: Fn(usize, usize) -> S + Send + Sync + 'static,
+    S: Slices,
+    R: FnMut(Time, Vec<(Row, isize)>),
+{
+    let problems = settings.problems();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let workers = workers.max(1);
+    let (tx, rx) = mpsc::channel::<Done>();
+    let tx = std::sync::Mutex::new(tx);
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let tx = tx.lock().expect("no worker panicked").clone();
+        // Changes seen by this worker, by time, until their time completes.
+        let local: Rc<RefCell<BTreeMap<Time, Vec<Change>>>> = Rc::default();
+        let sink = local.clone();
+        let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
+            let (inputs, rows) = graph::build(scope, &settings);
+            let (probe, _) = rows
+                .inspect_batch(move |_, batch| {
+                    let mut pending = sink.borrow_mut();
+                    for c in batch {
+                        pending.entry(c.1).or_default().push(c.clone());
+                    }
+                })
+                .probe();
+            (inputs, probe)
+        });
+        let index = worker.index();
+        let send = |upto: Time| {
+            let mut pending = local.borrow_mut();
+            let later = pending.split_off(&upto);
+            let done = std::mem::replace(&mut *pending, later);
+            let changes: Vec<Change> = done.into_values().flatten().collect();
+            // The receiver only stops listening if the caller failed.
+            let _ = tx.send(Done {
+                worker: index,
+                upto,
+                changes,
+            });
+        };
+        let mut feeder = Feeder::new(inputs, settings.clone(), true);
+        let mut share = slices(index, worker.peers());
+        while let Some(bound) = share.next(&mut feeder) {
+            feeder.advance_to(bound);
+            feeder.flush();
+            while probe.less_than(&bound) {
+                worker.step_or_park(None);
+            }
+            send(bound);
+        }
+        drop(feeder);
+        while !probe.done() {
+            worker.step_or_park(None);
+        }
+        send(Time::MAX);
+    })?;
+    // Completed times, merged over workers: a time is complete once every
+    // worker has reported a bound beyond it.
+    let mut upto = vec![0 as Time; workers];
+    let mut pending: BTreeMap<Time, Vec<(Row, isize)>> = BTreeMap::new();
+    let mut emitted: Time = 0;
+    for done in rx.iter() {
+        for (row, time, diff) in done.changes {
+            pending.entry(time).or_default().push((row, diff));
+        }
+        upto[done.worker] = upto[done.worker].max(done.upto);
+        let complete = *upto.iter().min().expect("one worker");
+        if complete > emitted {
+            emitted = complete;
+            let later = pending.split_off(&complete);
+            for (time, batch) in std::mem::replace(&mut pending, later) {
+                report(time, consolidate(batch));
+            }
+        }
+    }
+    guards
+        .join()
+        .into_iter()
+        .collect::<Result<Vec<()>, String>>()?;
+    for (time, batch) in pending {
+        report(time, consolidate(batch));
+    }
+    Ok(())
+}
+
+/// Sums the differences of equal rows and drops those that cancel.
+fn consolidate(mut batch: Vec<(Row, isize)>) -> Vec<(Row, isize)> {
+    batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(Row, isize)> = Vec::with_capacity(batch.len());
+    for (row, diff) in batch {
+        match out.last_mut() {
+            Some((last, d)) if *last == row => *d += diff,
+            _ => out.push((row, diff)),
+        }
+    }
+    out.retain(|(_, d)| *d != 0);
+    out
+}
