@@ -13,7 +13,7 @@
 
 use shopflow_dataflow::{Row, Settings, Table, Tables, Time, csv};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,14 +29,26 @@ const FACTS: [Table; 4] = [
 /// How much event time passes between two evictions (ms).
 const EVICT_EVERY: Time = 10 * 60_000;
 
+/// A fact row not yet final: its CSV line and when it becomes final.
+struct Hot {
+    line: String,
+    final_at: Time,
+}
+
 /// Tables whose final fact rows live in sorted runs on disk.
 pub struct SpillTables {
+    /// Everything but the facts.
     tables: Tables,
     settings: Settings,
     dir: PathBuf,
+    /// Facts not yet final, by table and key.
+    hot: BTreeMap<Table, HashMap<String, Hot>>,
+    /// The same facts by the time they become final (stale entries of keys
+    /// written again are skipped).
+    queue: BTreeMap<Time, Vec<(Table, String)>>,
     runs: BTreeMap<Table, Vec<PathBuf>>,
     evicted_upto: Time,
-    rows: BTreeMap<Table, u64>,
+    spilled: BTreeMap<Table, u64>,
 }
 
 impl SpillTables {
@@ -48,16 +60,44 @@ impl SpillTables {
             tables: Tables::new(settings.clone()),
             settings,
             dir,
+            hot: BTreeMap::new(),
+            queue: BTreeMap::new(),
             runs: BTreeMap::new(),
             evicted_upto: 0,
-            rows: BTreeMap::new(),
+            spilled: BTreeMap::new(),
         })
     }
 
     /// Applies the consolidated changes of one completed time, then spills
     /// the facts that became final (every [`EVICT_EVERY`] of event time).
+    /// Facts are upserted and never deleted (`apply.rs`): an insertion
+    /// replaces the row with its key, a retraction changes nothing.
     pub fn apply_time(&mut self, time: Time, batch: Vec<(Row, isize)>) -> std::io::Result<()> {
-        self.tables.apply_time(time, batch);
+        let mut rest = Vec::with_capacity(batch.len());
+        for (row, diff) in batch {
+            let table = row.table();
+            if !FACTS.contains(&table) {
+                rest.push((row, diff));
+                continue;
+            }
+            if diff <= 0 {
+                continue;
+            }
+            let ts = row.event_time().expect("a fact has an event time");
+            let final_at = self.settings.order_expiry(ts);
+            let mut line = String::new();
+            csv::write_record(&mut line, &row.fields());
+            let key = row.key();
+            self.queue
+                .entry(final_at)
+                .or_default()
+                .push((table, key.clone()));
+            self.hot
+                .entry(table)
+                .or_default()
+                .insert(key, Hot { line, final_at });
+        }
+        self.tables.apply_time(time, rest);
         if time != Time::MAX && time >= self.evicted_upto + EVICT_EVERY {
             self.evicted_upto = time;
             self.evict(time)?;
@@ -65,40 +105,48 @@ impl SpillTables {
         Ok(())
     }
 
-    /// The in-memory tables (windows, dimensions, conflicts, recent facts).
+    /// The in-memory tables other than the facts (windows, dimensions, conflicts).
     pub fn memory(&self) -> &Tables {
         &self.tables
     }
 
     /// Fact rows written to runs so far.
     pub fn spilled(&self) -> u64 {
-        self.rows.values().sum()
+        self.spilled.values().sum()
     }
 
     /// Rows of `table`, spilled or not.
     pub fn count(&self, table: Table) -> u64 {
-        self.rows.get(&table).copied().unwrap_or(0) + self.tables.rows(table).count() as u64
+        let hot = self.hot.get(&table).map_or(0, |h| h.len() as u64);
+        self.spilled.get(&table).copied().unwrap_or(0)
+            + hot
+            + self.tables.rows(table).count() as u64
     }
 
+    /// Moves the facts final before `time` to one new sorted run per table.
     fn evict(&mut self, time: Time) -> std::io::Result<()> {
-        let s = &self.settings;
-        for table in FACTS {
-            let gone = self.tables.take(table, |row| {
-                row.event_time().is_some_and(|ts| s.order_expiry(ts) < time)
-            });
-            if gone.is_empty() {
-                continue;
+        let later = self.queue.split_off(&time);
+        let due = std::mem::replace(&mut self.queue, later);
+        let mut gone: BTreeMap<Table, Vec<(String, String)>> = BTreeMap::new();
+        for (final_at, keys) in due {
+            for (table, key) in keys {
+                let hot = self.hot.get_mut(&table).expect("queued facts are hot");
+                // A key written again later is due at its later time.
+                if hot.get(&key).is_some_and(|h| h.final_at == final_at) {
+                    let row = hot.remove(&key).expect("present");
+                    gone.entry(table).or_default().push((key, row.line));
+                }
             }
-            *self.rows.entry(table).or_default() += gone.len() as u64;
+        }
+        for (table, mut rows) in gone {
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            *self.spilled.entry(table).or_default() += rows.len() as u64;
             let runs = self.runs.entry(table).or_default();
             let path = self
                 .dir
                 .join(format!("{}-{}.run", table.name(), runs.len()));
             let mut out = BufWriter::new(File::create(&path)?);
-            let mut line = String::new();
-            for (key, row) in gone {
-                line.clear();
-                csv::write_record(&mut line, &row.fields());
+            for (key, line) in rows {
                 put(&mut out, key.as_bytes())?;
                 put(&mut out, line.as_bytes())?;
             }
@@ -118,8 +166,22 @@ impl SpillTables {
             let mut text = String::new();
             csv::write_record(&mut text, csv::header(table));
             out.write_all(text.as_bytes())?;
-            let runs = self.runs.get(&table).map(Vec::as_slice).unwrap_or(&[]);
-            merge(runs, &self.tables, table, &mut out)?;
+            if FACTS.contains(&table) {
+                let runs = self.runs.get(&table).map(Vec::as_slice).unwrap_or(&[]);
+                let mut hot: Vec<(&String, &Hot)> =
+                    self.hot.get(&table).into_iter().flatten().collect();
+                hot.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let memory = hot
+                    .into_iter()
+                    .map(|(k, h)| (k.as_bytes().to_vec(), h.line.as_bytes().to_vec()));
+                merge(runs, Box::new(memory), &mut out)?;
+            } else {
+                for row in self.tables.rows(table) {
+                    text.clear();
+                    csv::write_record(&mut text, &row.fields());
+                    out.write_all(text.as_bytes())?;
+                }
+            }
             out.flush()?;
         }
         Ok(())
@@ -149,10 +211,13 @@ fn get(input: &mut impl Read) -> std::io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
+/// Sorted (key, line) pairs still in memory.
+type Memory<'a> = Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a>;
+
 /// One sorted source of (key, line): a run on disk or the memory.
 enum Source<'a> {
     Run(BufReader<File>),
-    Memory(Box<dyn Iterator<Item = (&'a String, &'a Row)> + 'a>),
+    Memory(Memory<'a>),
 }
 
 impl Source<'_> {
@@ -167,28 +232,19 @@ impl Source<'_> {
                     Ok(Some((key, line)))
                 }
             },
-            Source::Memory(rows) => Ok(rows.next().map(|(key, row)| {
-                let mut line = String::new();
-                csv::write_record(&mut line, &row.fields());
-                (key.clone().into_bytes(), line.into_bytes())
-            })),
+            Source::Memory(rows) => Ok(rows.next()),
         }
     }
 }
 
 /// Merges the runs (oldest first) and the memory (newest) in key order; of
 /// equal keys the newest source wins.
-fn merge(
-    runs: &[PathBuf],
-    tables: &Tables,
-    table: Table,
-    out: &mut impl Write,
-) -> std::io::Result<()> {
+fn merge(runs: &[PathBuf], memory: Memory<'_>, out: &mut impl Write) -> std::io::Result<()> {
     let mut sources: Vec<Source<'_>> = Vec::with_capacity(runs.len() + 1);
     for path in runs {
         sources.push(Source::Run(BufReader::new(File::open(path)?)));
     }
-    sources.push(Source::Memory(Box::new(tables.keyed(table))));
+    sources.push(Source::Memory(memory));
     let mut heap = BinaryHeap::new();
     let mut lines: Vec<Option<Vec<u8>>> = vec![None; sources.len()];
     for (i, source) in sources.iter_mut().enumerate() {

@@ -92,27 +92,6 @@ impl Tables {
         }
     }
 
-    /// Removes and returns the rows of `table` for which `gone` is true, in
-    /// key order, with their keys (a sink that writes them elsewhere).
-    pub fn take(&mut self, table: Table, mut gone: impl FnMut(&Row) -> bool) -> Vec<(String, Row)> {
-        let mut out = Vec::new();
-        if let Some(rows) = self.tables.get_mut(&table) {
-            rows.retain(|key, row| {
-                let keep = !gone(row);
-                if !keep {
-                    out.push((key.clone(), row.clone()));
-                }
-                keep
-            });
-        }
-        out
-    }
-
-    /// The rows of a table with their keys, in key order.
-    pub fn keyed(&self, table: Table) -> impl Iterator<Item = (&String, &Row)> {
-        self.tables.get(&table).into_iter().flatten()
-    }
-
     /// The rows of a table, in key order.
     pub fn rows(&self, table: Table) -> impl Iterator<Item = &Row> {
         self.tables.get(&table).into_iter().flat_map(|t| t.values())

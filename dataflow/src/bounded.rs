@@ -84,7 +84,7 @@ where
         let local: Rc<RefCell<BTreeMap<Time, Vec<Change>>>> = Rc::default();
         let sink = local.clone();
         let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
-            let (inputs, rows) = graph::build(scope, &settings);
+            let (inputs, rows) = graph::build(scope, &settings, true);
             let (probe, _) = rows
                 .inspect_batch(move |_, batch| {
                     let mut pending = sink.borrow_mut();

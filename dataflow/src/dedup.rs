@@ -47,7 +47,7 @@ fn resolve(versions: &Versions) -> Option<Resolved> {
 }
 
 /// FNV-1a of the id: which worker holds it (fixed, so runs are reproducible).
-fn hash(id: &str) -> u64 {
+pub(crate) fn hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })

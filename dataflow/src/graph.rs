@@ -4,15 +4,17 @@ use crate::dedup::dedup;
 use crate::input::{Id, Inputs, Version};
 use crate::lifetime::{extend, lifetime, release_late};
 use crate::rows::*;
+use crate::seen::first_last_seen;
 use crate::{Settings, Time};
-use differential_dataflow::VecCollection;
 use differential_dataflow::input::Input;
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::operators::threshold::ThresholdTotal;
+use differential_dataflow::{AsCollection, VecCollection};
 use shopflow_model::{Currency, Event, FxRate, Money, Purchase, Rate, Timestamp};
 use std::iter::once;
 use std::sync::Arc;
 use timely::dataflow::Scope;
+use timely::dataflow::operators::core::Filter;
 
 type Coll<'s, D> = VecCollection<'s, Time, D>;
 /// Events after deduplication, shared rather than copied between operators.
@@ -25,7 +27,15 @@ const FIVE: i64 = 300_000;
 const HOUR: i64 = 3_600_000;
 
 /// Builds the dataflow in `scope`; returns its inputs and every output row.
-pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'s, Row>) {
+/// A `bounded` run (replay) feeds only [`crate::Tables`]: it gets no rolling
+/// figures (dashboard only), and no retractions of rows that sinks never
+/// delete (facts, dimensions, conflicts, counters: `apply.rs`), which
+/// changes no table.
+pub fn build<'s>(
+    scope: Scope<'s, Time>,
+    settings: &Settings,
+    bounded: bool,
+) -> (Inputs, Coll<'s, Row>) {
     let (events_in, raw) = scope.new_collection::<(Id, Version), isize>();
     let (fx_in, fx) = scope.new_collection::<FxRate, isize>();
     let (products_in, products) = scope.new_collection();
@@ -96,7 +106,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
         .concat(sales_minute(priced_minute))
         .concat(funnel(until(events.clone(), FIVE)))
         .concat(top_products(until(events.clone(), HOUR), priced_hour))
-        .concat(dim_user(minute_events.clone(), users))
+        .concat(dim_user(events.clone(), users))
         .concat(dim_product(products))
         .concat(dim_currency(fx))
         .concat(
@@ -105,10 +115,15 @@ pub fn build<'s>(scope: Scope<'s, Time>, settings: &Settings) -> (Inputs, Coll<'
                 .distinct_total()
                 .map(|ts_minute| Row::DimTime(DimTime { ts_minute })),
         )
-        .concat(rolling(events, priced, settings))
         .concat(stats)
         .concat(conflict_rows);
-    (inputs, rows)
+    if bounded {
+        let kept = rows
+            .inner
+            .filter(|(row, _, diff)| *diff > 0 || row.window_end().is_some());
+        return (inputs, kept.as_collection());
+    }
+    (inputs, rows.concat(rolling(events, priced, settings)))
 }
 
 /// Orders with the FX rate valid on their date, and the orders still waiting for one.
@@ -343,14 +358,8 @@ fn dim_user<'s>(events: Coll<'s, Ev>, users: Coll<'s, shopflow_model::User>) -> 
                 out.push((versions.last().expect("non-empty").0.clone(), 1));
             },
         );
-    let activity = events
-        .map(|e| (Id::from(e.user_id()), e.ts()))
-        .reduce_named(
-            "FirstLastSeen",
-            |_u, seen, out: &mut Vec<(UserSide, isize)>| {
-                out.push((UserSide::Activity(*seen[0].0, *seen[seen.len() - 1].0), 1));
-            },
-        );
+    let activity = first_last_seen(events.map(|e| (Id::from(e.user_id()), e.ts())))
+        .map(|(u, (first, last))| (u, UserSide::Activity(first, last)));
     profiles
         .concat(activity)
         .reduce_named("DimUser", |user, sides, out: &mut Vec<(Row, isize)>| {

@@ -25,6 +25,7 @@ pub mod settings;
 mod dedup;
 mod graph;
 mod lifetime;
+mod seen;
 
 pub use apply::Tables;
 pub use rows::{Row, Table};

@@ -195,7 +195,7 @@ where
         let local: Rc<RefCell<Vec<Change>>> = Rc::default();
         let sink = local.clone();
         let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
-            let (inputs, rows) = graph::build(scope, &settings);
+            let (inputs, rows) = graph::build(scope, &settings, false);
             let to_zero = rows.inner.exchange(|_| 0).as_collection();
             let (probe, _) = to_zero
                 .inspect(move |c| sink.borrow_mut().push(c.clone()))
