@@ -58,7 +58,7 @@ fn memory_limit_bytes() -> Option<u64> {
         .or_else(|_| std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
         .ok()?;
     let limit: u64 = text.trim().parse().ok()?;
-    (limit < 1u64 << 60).then_some(limit)
+    (limit < (1u64 << 60)).then_some(limit)
 }
 
 #[cfg(test)]

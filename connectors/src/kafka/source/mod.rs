@@ -83,7 +83,7 @@ impl ClientContext for Callbacks {
                     let partition = p.partition.to_string();
                     self.0.set(
                         "shopflow_kafka_consumer_lag",
-                        &[("topic", topic), ("partition", &partition)],
+                        &[("topic", topic.as_str()), ("partition", partition.as_str())],
                         p.consumer_lag as u64,
                     );
                 }
