@@ -2,8 +2,8 @@
 //! text format.
 //!
 //! Every metric is declared once in [`DEFINITIONS`] with its help text (the
-//! same text is in `docs/metrics.md`); updating an undeclared name panics
-//! in debug builds, so the list cannot drift from the code. Units follow
+//! table in `docs/metrics.md` adds labels and units); updating an undeclared
+//! name panics in debug builds, so the list cannot drift from the code. Units follow
 //! Prometheus's conventions (seconds, bytes, base units in the name), which
 //! `promtool check metrics` enforces on `/metrics`.
 
