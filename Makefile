@@ -10,10 +10,10 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay browser stack kafka bench bench-kafka bench-ws bench-lake bench-race demo clean-cache
+.PHONY: test setup lint unit schema replay browser stack kafka monitoring bench bench-kafka bench-ws bench-lake bench-race demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
-test: setup lint unit schema replay browser stack kafka
+test: setup monitoring lint unit schema replay browser stack kafka
 	@echo "make test: all checks passed"
 
 ## Install what the tests need (idempotent, cached under $(CACHE)).
@@ -43,6 +43,13 @@ browser:
 	cargo build --release --locked --bin shopflow
 	scripts/browser-setup.sh
 	SHOPFLOW_BIN=$(BIN_RELEASE) node tests/browser/dashboard.test.mjs
+
+## Offline checks of deploy/monitoring (seconds, no binary): promtool check config/rules,
+## promtool unit tests of every alert, amtool check-config and routes, the Grafana
+## dashboard's queries against the declared metrics, docs/metrics.md against the code.
+## The live alert test is tests/kafka/test_monitoring.py (in `make kafka`).
+monitoring: setup
+	$(PYTEST) -q -p no:cacheprovider tests/monitoring
 
 ## The local stack scripts (deploy/local/) install, start and stop Kafka, PostgreSQL and S3.
 stack:

@@ -47,7 +47,7 @@ def metrics():
     for line in text.splitlines():
         if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
-            out[name.split("{")[0]] = out.get(name.split("{")[0], 0) + int(value)
+            out[name.split("{")[0]] = out.get(name.split("{")[0], 0) + float(value)
     return out
 
 
@@ -121,8 +121,8 @@ def latency(brokers):
     while gen.poll() is None:
         if time.time() > warmup:
             m = metrics()
-            if m.get("shopflow_frontier_ms"):
-                lags.append(time.time() * 1000 - m["shopflow_frontier_ms"])
+            if m.get("shopflow_frontier_seconds"):
+                lags.append((time.time() - m["shopflow_frontier_seconds"]) * 1000)
         time.sleep(0.25)
     proc.terminate()
     proc.wait(120)

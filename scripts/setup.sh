@@ -25,4 +25,7 @@ if [ ! -x "$venv/bin/pytest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   PIP_CACHE_DIR="$cache/pip" "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
 fi
+# Prometheus, promtool, Alertmanager and amtool (Debian packages) for `make monitoring`
+# and tests/kafka/test_monitoring.py; their services are not left running.
+scripts/monitoring-setup.sh
 echo "setup: ok"

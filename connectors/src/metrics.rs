@@ -1,20 +1,34 @@
-//! Operational counters and gauges, rendered in the Prometheus text format.
+//! Operational counters, gauges and histograms, rendered in the Prometheus
+//! text format.
 //!
 //! Every metric is declared once in [`DEFINITIONS`] with its help text (the
-//! same text is in `docs/operations.md`); updating an undeclared name panics
-//! in debug builds, so the list cannot drift from the code.
+//! table in `docs/metrics.md` adds labels and units); updating an undeclared
+//! name panics in debug builds, so the list cannot drift from the code. Units follow
+//! Prometheus's conventions (seconds, bytes, base units in the name), which
+//! `promtool check metrics` enforces on `/metrics`.
 
+mod histogram;
+mod process;
+
+use histogram::Histogram;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::time::Duration;
 
-/// Counter or gauge.
+/// How a metric is kept and rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Only goes up.
     Counter,
     /// Set to the current value.
     Gauge,
+    /// A gauge in seconds, set in milliseconds (rendered with three decimals).
+    Seconds,
+    /// Durations observed one at a time, counted in fixed buckets (seconds).
+    Histogram,
+    /// A gauge read from the build or the process at each scrape.
+    Scraped,
 }
 
 /// Every metric: name, kind, help.
@@ -115,14 +129,49 @@ pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
         "Rows written to the warehouse, by table (staged rows; an upsert counts once per commit).",
     ),
     (
-        "shopflow_frontier_ms",
-        Kind::Gauge,
-        "Event time (ms since the epoch) before which every result is complete.",
+        "shopflow_warehouse_commit_errors_total",
+        Kind::Counter,
+        "Warehouse transactions that failed: every failed attempt (a transient failure is retried with backoff, a permanent one stops the pipeline).",
     ),
     (
-        "shopflow_frontier_lag_ms",
+        "shopflow_warehouse_commit_seconds",
+        Kind::Histogram,
+        "Time to make one completed step durable in the warehouse: the transaction with its retries.",
+    ),
+    (
+        "shopflow_lake_flush_seconds",
+        Kind::Histogram,
+        "Time to write one partition's buffered messages to the raw layer of the lake (flushes that succeeded).",
+    ),
+    (
+        "shopflow_lake_curated_until_seconds",
+        Kind::Seconds,
+        "End of the latest UTC day whose curated layer, _SUCCESS marker included, this process wrote or found written (seconds since the epoch).",
+    ),
+    (
+        "shopflow_kafka_consumer_lag",
         Kind::Gauge,
-        "Wall-clock time minus the completed frontier (ms).",
+        "Messages of a partition after the consumer group's committed offset (not yet read, or read but not yet durable), by topic and partition; from the Kafka client's statistics every 5 s.",
+    ),
+    (
+        "shopflow_frontier_seconds",
+        Kind::Seconds,
+        "Event time (seconds since the epoch) before which every result is complete.",
+    ),
+    (
+        "shopflow_frontier_lag_seconds",
+        Kind::Seconds,
+        "Wall-clock time minus the completed frontier (seconds).",
+    ),
+    (
+        "shopflow_live_duplicates",
+        Kind::Gauge,
+        "Extra copies of events received, over the live state (about the last 70 minutes of event time).",
+    ),
+    (
+        "shopflow_live_conflicts",
+        Kind::Gauge,
+        "Event ids received with more than one distinct payload, over the live state.",
     ),
     (
         "shopflow_fx_polls_total",
@@ -179,6 +228,26 @@ pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Dashboard clients dropped for not accepting a frame within 30 s.",
     ),
+    (
+        "shopflow_build_info",
+        Kind::Scraped,
+        "The running build: its version label; the value is always 1.",
+    ),
+    (
+        "shopflow_memory_limit_bytes",
+        Kind::Scraped,
+        "Memory limit of the process's cgroup (absent when there is none).",
+    ),
+    (
+        "process_resident_memory_bytes",
+        Kind::Scraped,
+        "Resident memory of the process (Linux VmRSS).",
+    ),
+    (
+        "process_start_time_seconds",
+        Kind::Scraped,
+        "Start time of the process (seconds since the epoch).",
+    ),
 ];
 
 type Key = (&'static str, Vec<(String, String)>);
@@ -187,14 +256,7 @@ type Key = (&'static str, Vec<(String, String)>);
 #[derive(Debug, Default)]
 pub struct Metrics {
     values: Mutex<BTreeMap<Key, u64>>,
-}
-
-fn kind_of(name: &str) -> Kind {
-    DEFINITIONS
-        .iter()
-        .find(|d| d.0 == name)
-        .map(|d| d.1)
-        .unwrap_or_else(|| panic!("metric {name} is not declared in DEFINITIONS"))
+    histograms: Mutex<BTreeMap<Key, Histogram>>,
 }
 
 fn key(name: &'static str, labels: &[(&str, &str)]) -> Key {
@@ -235,6 +297,16 @@ impl Metrics {
             .insert(key(name, labels), value);
     }
 
+    /// Counts one duration in a histogram.
+    pub fn observe(&self, name: &'static str, labels: &[(&str, &str)], took: Duration) {
+        self.histograms
+            .lock()
+            .expect("metrics")
+            .entry(key(name, labels))
+            .or_default()
+            .observe(took);
+    }
+
     /// The current value (0 if never set).
     pub fn get(&self, name: &'static str, labels: &[(&str, &str)]) -> u64 {
         let values = self.values.lock().expect("metrics");
@@ -269,20 +341,43 @@ impl Metrics {
     /// Every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let values = self.values.lock().expect("metrics");
+        let histograms = self.histograms.lock().expect("metrics");
         let mut out = String::new();
         for (name, kind, help) in DEFINITIONS {
-            let kind_name = match kind {
+            let type_name = match kind {
                 Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
+                Kind::Gauge | Kind::Seconds | Kind::Scraped => "gauge",
             };
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind_name}");
-            let mut any = false;
-            for ((n, labels), v) in values.iter().filter(|(k, _)| k.0 == *name) {
-                any = true;
-                let _ = writeln!(out, "{n}{} {v}", render_labels(labels));
-            }
-            if !any && kind_of(name) == Kind::Counter && !has_labels(name) {
-                let _ = writeln!(out, "{name} 0");
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {type_name}");
+            match kind {
+                Kind::Scraped => process::render(name, &mut out),
+                Kind::Histogram => {
+                    let mut any = false;
+                    for ((_, labels), h) in histograms.iter().filter(|(k, _)| k.0 == *name) {
+                        any = true;
+                        h.render(&mut out, name, &label_list(labels));
+                    }
+                    if !any && !has_labels(name) {
+                        Histogram::default().render(&mut out, name, "");
+                    }
+                }
+                Kind::Counter | Kind::Gauge | Kind::Seconds => {
+                    let mut any = false;
+                    for ((n, labels), v) in values.iter().filter(|(k, _)| k.0 == *name) {
+                        any = true;
+                        let labels = render_labels(labels);
+                        let _ = match kind {
+                            Kind::Seconds => {
+                                writeln!(out, "{n}{labels} {}.{:03}", v / 1000, v % 1000)
+                            }
+                            _ => writeln!(out, "{n}{labels} {v}"),
+                        };
+                    }
+                    if !any && *kind == Kind::Counter && !has_labels(name) {
+                        let _ = writeln!(out, "{name} 0");
+                    }
+                }
             }
         }
         out
@@ -295,10 +390,16 @@ fn has_labels(name: &str) -> bool {
         .any(|d| d.0 == name && d.2.contains(", by "))
 }
 
+/// `{k="v",...}`, or nothing without labels.
 fn render_labels(labels: &[(String, String)]) -> String {
     if labels.is_empty() {
         return String::new();
     }
+    format!("{{{}}}", label_list(labels))
+}
+
+/// `k="v",...` with the values escaped.
+fn label_list(labels: &[(String, String)]) -> String {
     let inner: Vec<String> = labels
         .iter()
         .map(|(k, v)| {
@@ -309,7 +410,7 @@ fn render_labels(labels: &[(String, String)]) -> String {
             format!("{k}=\"{v}\"")
         })
         .collect();
-    format!("{{{}}}", inner.join(","))
+    inner.join(",")
 }
 
 #[cfg(test)]
@@ -335,8 +436,32 @@ mod tests {
             text.contains("shopflow_invalid_total{topic=\"clicks\",reason=\"invalid_json\"} 3\n")
         );
         assert!(text.contains("shopflow_messages_total{topic=\"a\\\"b\"} 1\n"));
-        assert!(text.contains("# TYPE shopflow_frontier_ms gauge\n"));
+        assert!(text.contains("# TYPE shopflow_frontier_seconds gauge\n"));
         assert!(text.contains("shopflow_dead_letters_total 0\n"));
         assert_eq!(m.total("shopflow_invalid_total"), 3);
+    }
+
+    #[test]
+    fn renders_seconds_and_histograms() {
+        let m = Metrics::default();
+        m.set("shopflow_frontier_lag_seconds", &[], 1_234);
+        m.observe(
+            "shopflow_warehouse_commit_seconds",
+            &[],
+            Duration::from_millis(20),
+        );
+        let text = m.render();
+        assert!(
+            text.contains("shopflow_frontier_lag_seconds 1.234\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE shopflow_warehouse_commit_seconds histogram\n"));
+        assert!(text.contains("shopflow_warehouse_commit_seconds_bucket{le=\"0.01\"} 0\n"));
+        assert!(text.contains("shopflow_warehouse_commit_seconds_bucket{le=\"0.025\"} 1\n"));
+        assert!(text.contains("shopflow_warehouse_commit_seconds_count 1\n"));
+        // Unlabelled histograms and counters are there before anything happens.
+        assert!(text.contains("shopflow_lake_flush_seconds_count 0\n"));
+        assert!(text.contains("shopflow_warehouse_commit_errors_total 0\n"));
+        assert!(text.contains("shopflow_build_info{version=\""));
     }
 }

@@ -10,6 +10,7 @@
 use shopflow_connectors::lake::paths::DAY_MS;
 use shopflow_connectors::lake::writer::Completion;
 use shopflow_connectors::lake::{Lake, curated};
+use shopflow_connectors::metrics::Metrics;
 use shopflow_dataflow::{Settings, Time};
 use shopflow_model::{Date, Timestamp};
 use std::collections::BTreeSet;
@@ -26,6 +27,7 @@ pub struct Curator {
     done: BTreeSet<Date>,
     running: Option<(Date, JoinHandle<anyhow::Result<usize>>)>,
     last_check: Instant,
+    metrics: Arc<Metrics>,
 }
 
 impl Curator {
@@ -35,6 +37,7 @@ impl Curator {
         completion: Arc<Completion>,
         settings: Settings,
         recovered: Option<Time>,
+        metrics: Arc<Metrics>,
     ) -> Curator {
         let mut candidates = BTreeSet::new();
         if let Some(f) = recovered {
@@ -50,6 +53,7 @@ impl Curator {
             done: BTreeSet::new(),
             running: None,
             last_check: Instant::now(),
+            metrics,
         }
     }
 
@@ -71,7 +75,16 @@ impl Curator {
         let Some((day, handle)) = self.running.take() else {
             return;
         };
-        match handle.join() {
+        let outcome = handle.join();
+        if matches!(outcome, Ok(Ok(_))) {
+            // Kind::Seconds, in ms: the end of the latest day with its _SUCCESS.
+            let end = (day.start().0 + DAY_MS).max(0) as u64;
+            if end > self.metrics.get("shopflow_lake_curated_until_seconds", &[]) {
+                self.metrics
+                    .set("shopflow_lake_curated_until_seconds", &[], end);
+            }
+        }
+        match outcome {
             Ok(Ok(0)) => tracing::debug!(%day, "curated layer already written"),
             Ok(Ok(objects)) => tracing::info!(%day, objects, "curated layer written"),
             Ok(Err(e)) => {

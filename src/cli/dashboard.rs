@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use shopflow_connectors::metrics::Metrics;
+use shopflow_dataflow::rows::StatName;
 use shopflow_dataflow::run::Progress;
 use shopflow_web::{Board, Hub, Options, Token, WarehouseCommit};
 use std::net::SocketAddr;
@@ -101,6 +102,12 @@ impl Dashboard {
     pub fn absorb(&self, progress: Progress) {
         let mut board = self.board();
         board.absorb(progress);
+        for (name, stat) in [
+            ("shopflow_live_duplicates", StatName::Duplicates),
+            ("shopflow_live_conflicts", StatName::Conflicts),
+        ] {
+            self.metrics.set(name, &[], board.stat(stat).max(0) as u64);
+        }
         self.publish(&mut board);
     }
 

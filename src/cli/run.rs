@@ -110,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(%bound, "metrics on http://{bound}/metrics");
     }
     let counts = partition_counts(&config.kafka).map_err(|e| anyhow!(e))?;
-    let (mut sink, resume, positions) = open_warehouse(&config)?;
+    let (mut sink, resume, positions) = open_warehouse(&config, &metrics)?;
     let (lake, completion, recovery) = open_lake(&config, &metrics, sink.as_mut(), &resume)?;
     let dead_producer = Arc::new(Producer::new(&config.kafka, None).map_err(|e| anyhow!(e))?);
     let mut dead = DeadLetters::new(dead_producer, config.kafka.dead_letters(), metrics.clone());
@@ -240,6 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             completion.clone(),
             config.dataflow.clone(),
             recovery.as_ref().map(|r| r.frontier),
+            metrics.clone(),
         )
     });
     let mut last_log = Instant::now();
@@ -366,9 +367,10 @@ pub(super) fn export_progress(metrics: &Metrics, progress: &Progress) {
         metrics.set("shopflow_events_total", &[("admission", label)], n);
     }
     if progress.upto < Time::MAX {
-        metrics.set("shopflow_frontier_ms", &[], progress.upto);
+        // Kind::Seconds: set in milliseconds, rendered in seconds.
+        metrics.set("shopflow_frontier_seconds", &[], progress.upto);
         let lag = (now_ms() - progress.upto as i64).max(0) as u64;
-        metrics.set("shopflow_frontier_lag_ms", &[], lag);
+        metrics.set("shopflow_frontier_lag_seconds", &[], lag);
     }
 }
 
@@ -401,6 +403,7 @@ mod tests {
             "src",
             "src/cli",
             "connectors/src",
+            "connectors/src/metrics",
             "connectors/src/kafka",
             "connectors/src/kafka/source",
             "connectors/src/warehouse",

@@ -71,6 +71,7 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 #[allow(clippy::type_complexity)]
 pub fn open_warehouse(
     config: &RunConfig,
+    metrics: &Arc<Metrics>,
 ) -> anyhow::Result<(
     Option<Sink>,
     std::collections::BTreeMap<(String, i32), i64>,
@@ -84,7 +85,9 @@ pub fn open_warehouse(
     if !applied.is_empty() {
         tracing::info!(?applied, schema = %config.warehouse.schema, "warehouse migrated");
     }
-    let mut sink = Sink::open(&config.warehouse, &config.dataflow).map_err(|e| anyhow!(e))?;
+    let mut sink = Sink::open(&config.warehouse, &config.dataflow)
+        .map_err(|e| anyhow!(e))?
+        .with_metrics(metrics.clone());
     let resume = sink.positions().map_err(|e| anyhow!(e))?;
     if !resume.is_empty() {
         tracing::info!(partitions = resume.len(), "resuming from pipeline_progress");
@@ -158,8 +161,11 @@ impl Writer {
                 .map(|_| shopflow_connectors::lake::writer::run_started()),
             final_frontier: self.completion.as_ref().map(|c| c.input_time()),
         };
+        let began = Instant::now();
         match self.sink.write(&batch) {
             Ok(written) => {
+                self.metrics
+                    .observe("shopflow_warehouse_commit_seconds", &[], began.elapsed());
                 for (table, n) in written {
                     self.metrics
                         .add("shopflow_warehouse_rows_total", &[("table", table)], n);

@@ -167,7 +167,8 @@ def metrics(port):
     for line in text.splitlines():
         if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
-            out[name] = int(value)
+            number = float(value)  # seconds and histogram sums are not integers
+            out[name] = int(number) if number.is_integer() else number
     return out
 
 

@@ -254,6 +254,8 @@ impl RawWriter {
                 hours.insert((topic.to_owned(), *hour));
             }
         }
+        self.metrics
+            .observe("shopflow_lake_flush_seconds", &[], began.elapsed());
         tracing::debug!(
             topic,
             partition,

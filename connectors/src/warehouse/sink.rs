@@ -23,11 +23,13 @@
 
 use super::{WarehouseSettings, connect, is_transient};
 use crate::kafka::dead_letters::DeadLetter;
+use crate::metrics::Metrics;
 use postgres::{Client, Transaction};
 use shopflow_dataflow::apply::{Op, merge, ops};
 use shopflow_dataflow::{Change, Row, Settings, Table, Time, csv};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The tables the warehouse keeps, in the order they are staged.
@@ -77,6 +79,8 @@ pub struct Sink {
     settings: WarehouseSettings,
     dataflow: Settings,
     frontier: Option<Time>,
+    /// Where failed attempts are counted (`shopflow_warehouse_commit_errors_total`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 fn staging_ddl() -> String {
@@ -112,7 +116,15 @@ impl Sink {
             settings: settings.clone(),
             dataflow: dataflow.clone(),
             frontier: None,
+            metrics: None,
         })
+    }
+
+    /// Counts every failed transaction attempt in `metrics`, as it happens,
+    /// so that an outage shows while the sink is still retrying.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Sink {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The next offset of every source partition recorded so far.
@@ -236,6 +248,9 @@ impl Sink {
                 ),
                 Err(Failure::Unresolved(msg)) => (false, msg),
             };
+            if let Some(m) = &self.metrics {
+                m.add("shopflow_warehouse_commit_errors_total", &[], 1);
+            }
             if !transient || attempt >= self.settings.retries {
                 return Err(Permanent(why));
             }

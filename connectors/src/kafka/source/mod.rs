@@ -65,10 +65,32 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Client callbacks: errors and commit results go to logs and metrics.
+/// Client callbacks: errors, commit results and statistics go to logs and metrics.
 pub struct Callbacks(Arc<Metrics>);
 
+/// How often the consumer reports its statistics (the consumer lag gauge).
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
 impl ClientContext for Callbacks {
+    /// Consumer lag per partition this consumer reads: the high watermark
+    /// minus the group's committed offset. Offsets are committed once the
+    /// results are durable, so this is the end-to-end backlog. A partition
+    /// with nothing committed yet reports no lag (librdkafka gives -1).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for p in t.partitions.values() {
+                if p.desired && p.partition >= 0 && p.consumer_lag >= 0 {
+                    let partition = p.partition.to_string();
+                    self.0.set(
+                        "shopflow_kafka_consumer_lag",
+                        &[("topic", topic.as_str()), ("partition", partition.as_str())],
+                        p.consumer_lag as u64,
+                    );
+                }
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if matches!(error, KafkaError::PartitionEOF(_))
             || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
@@ -195,6 +217,7 @@ impl KafkaSource {
             // paused partition can hold in memory.
             .set("queued.max.messages.kbytes", "8192")
             .set("queued.min.messages", "20000")
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
             .create_with_context(Callbacks(metrics.clone()))
             .map_err(|e| {
                 format!(
