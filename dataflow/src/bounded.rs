@@ -19,7 +19,7 @@ use crate::{Change, Settings, Time, graph};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 /// One worker's share of a bounded input, offered slice by slice.
 pub trait Slices {
@@ -165,4 +165,26 @@ fn consolidate(mut batch: Vec<(Row, isize)>) -> Vec<(Row, isize)> {
     }
     out.retain(|(_, d)| *d != 0);
     out
+}
+
+/// Runs the dataflow over bounded input on `workers` threads. `load` is
+/// called on every worker with (index, peers, feeder) and must offer that
+/// worker's share, all at once. Returns every output change, consolidated per
+/// time. Large inputs should use [`run_sliced`] instead, which streams.
+pub fn run_bounded<L>(settings: Settings, workers: usize, load: L) -> Result<Vec<Change>, String>
+where
+    L: Fn(usize, usize, &mut Feeder) + Send + Sync + 'static,
+{
+    let load = Arc::new(load);
+    let mut changes = Vec::new();
+    run_sliced(
+        settings,
+        workers,
+        move |index, peers| {
+            let load = load.clone();
+            Whole::new(move |feeder: &mut Feeder| load(index, peers, feeder))
+        },
+        |time, batch| changes.extend(batch.into_iter().map(|(row, diff)| (row, time, diff))),
+    )?;
+    Ok(changes)
 }

@@ -7,11 +7,15 @@
 //! event whose time is more than the allowed lateness behind the input time is
 //! *too late*: not applied, and returned to the caller to report. In bounded
 //! mode (replay) nothing is late: every record enters at its own tick.
+//!
+//! [`Input`] is one validated record of any topic, with the worker that
+//! must feed it ([`route`]).
 
 use crate::{Settings, Time};
 use differential_dataflow::input::InputSession;
 use serde::{Deserialize, Serialize};
-use shopflow_model::{Currency, Date, Event, FxRate, Product, Rate, User};
+use shopflow_model::validate::{Record, ValidationError, validate};
+use shopflow_model::{Currency, Date, Event, EventKind, FxRate, Product, Rate, User};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -186,5 +190,78 @@ impl Feeder {
         self.inputs.fx.flush();
         self.inputs.products.flush();
         self.inputs.users.flush();
+    }
+}
+
+/// A validated input record.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A shop event with the bytes it arrived as.
+    Event(Event, Vec<u8>),
+    /// An FX rate.
+    Fx(FxRate),
+    /// A product version.
+    Product(Product),
+    /// A user profile version.
+    User(User),
+}
+
+impl Input {
+    /// Validates one message of `kind` into an input.
+    pub fn from_line(kind: EventKind, line: &[u8]) -> Result<Input, ValidationError> {
+        Ok(match validate(kind, line)? {
+            Record::Event(e) => Input::Event(e, line.to_vec()),
+            Record::Fx(f) => Input::Fx(f),
+            Record::Product(p) => Input::Product(p),
+            Record::User(u) => Input::User(u),
+        })
+    }
+
+    /// The record's event time (ms): an event's `ts`, the start of an FX
+    /// rate's date, a product's or profile's `updated_at`.
+    pub fn ts(&self) -> i64 {
+        match self {
+            Input::Event(e, _) => e.ts().0,
+            Input::Fx(f) => f.date.start().0,
+            Input::Product(p) => p.updated_at.0,
+            Input::User(u) => u.updated_at.0,
+        }
+    }
+
+    /// Whether worker `index` of `peers` feeds this record in a bounded run:
+    /// events by their id (so all versions of one id meet in one feeder),
+    /// reference data on worker 0 (so FX corrections apply in input order).
+    pub fn is_for(&self, index: usize, peers: usize) -> bool {
+        match self {
+            Input::Event(e, _) => route(e.event_id(), peers) == index,
+            _ => index == 0,
+        }
+    }
+
+    /// Offers the record to a feeder: `None` for reference data (always
+    /// applied), the admission of an event, or the event back if too late.
+    pub fn feed(self, feeder: &mut Feeder) -> Option<Result<Admission, Box<Event>>> {
+        match self {
+            Input::Event(e, raw) => return Some(feeder.event(e, raw)),
+            Input::Fx(f) => feeder.fx(f),
+            Input::Product(p) => feeder.product(p),
+            Input::User(u) => feeder.user(u),
+        }
+        None
+    }
+}
+
+/// The worker that must feed every version of event `id` (FNV-1a of the id).
+pub fn route(id: &str, peers: usize) -> usize {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (hash % peers.max(1) as u64) as usize
+}
+
+/// Offers this worker's share of `inputs` (see [`Input::is_for`]).
+pub fn feed_share(inputs: &[Input], index: usize, peers: usize, feeder: &mut Feeder) {
+    for input in inputs.iter().filter(|i| i.is_for(index, peers)) {
+        input.clone().feed(feeder);
     }
 }

@@ -4,8 +4,10 @@
 //! deduplication, facts, dimensions, windowed sales, the conversion funnel,
 //! top products and rolling dashboard figures, all maintained incrementally
 //! by `differential-dataflow` on event time. The crate knows nothing of Kafka,
-//! files, PostgreSQL or HTTP; [`run`] drives it, and [`apply`] turns its
-//! changes into table contents with the sinks' freeze rule.
+//! files, PostgreSQL or HTTP. [`input`] feeds it; [`bounded`] runs it over
+//! bounded input in event-time slices, [`live`] over per-worker sources and
+//! [`run`] from a channel; [`apply`] turns its changes into table contents
+//! with the sinks' freeze rule.
 //!
 //! Time: the timely timestamp is event time in milliseconds, rounded up to a
 //! tick ([`Settings::tick_ms`]). Every record lives in the dataflow from the

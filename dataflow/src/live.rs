@@ -9,8 +9,8 @@
 //! time the results are durable, and every source hears of it through
 //! [`Source::durable`] (Kafka commits offsets there).
 
+use crate::input::Input;
 use crate::input::{Admission, Feeder};
-use crate::run::{IngestCounts, Input, Progress};
 use crate::{Change, Settings, Time, graph};
 use differential_dataflow::AsCollection;
 use shopflow_model::Event;
@@ -378,4 +378,28 @@ mod tests {
         assert_eq!(combine(&[Mark::Active(5), Mark::Hold]), None);
         assert_eq!(combine(&[Mark::Active(5), Mark::Active(2)]), Some(2));
     }
+}
+
+/// Counts of what a live run did with offered events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    /// Applied at their own time.
+    pub on_time: u64,
+    /// Applied late, correcting windows.
+    pub late: u64,
+    /// Beyond the allowed lateness: not applied.
+    pub too_late: u64,
+}
+
+/// One completed step of a live run.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Every time before this is complete.
+    pub upto: Time,
+    /// The changes at completed times not reported before, consolidated.
+    pub changes: Vec<Change>,
+    /// Totals so far.
+    pub ingest: IngestCounts,
+    /// Events refused as too late since the last report.
+    pub too_late: Vec<Event>,
 }
