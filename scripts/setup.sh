@@ -25,4 +25,7 @@ if [ ! -x "$venv/bin/pytest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   PIP_CACHE_DIR="$cache/pip" "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   echo "$want" > "$stamp"
 fi
+# Airflow for the DAG tests (tests/kafka/test_airflow.py, tests/airflow), in its own venv.
+scripts/airflow-setup.sh
+
 echo "setup: ok"
