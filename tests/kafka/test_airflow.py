@@ -201,8 +201,9 @@ def test_a_broken_day_fails_at_its_checks_and_alerts_by_webhook_and_email(
     assert sorted(p["task_id"] for p in posts) == failed
     for post in posts:
         assert post["dag_id"] == "shopflow_daily" and post["days"] == day and post["ds"] == day
+        assert post["run_type"] == "manual" and post["try_number"] == 1
         assert post["log_url"].startswith(f"http://127.0.0.1:{airflow.api_port}/dags/shopflow_daily/runs/")
-        assert post["task_id"] in post["log_url"] and "When it fails" in post["what_to_do"]
+        assert post["task_id"] in post["log_url"] and post["what_to_do"].startswith("**Meaning**")
     lake_alert = next(p for p in posts if p["task_id"] == "checks.check_lake_counts")
     assert f"{day} clicks" in lake_alert["error"] and "warehouse fact_clicks has" in lake_alert["error"]
     for task in failed:

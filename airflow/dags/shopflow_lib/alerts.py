@@ -19,6 +19,7 @@ task of the DAG without a message leaking from one failure into the next.
 """
 
 import html
+import inspect
 import json
 import logging
 
@@ -36,13 +37,14 @@ def alert_fields(context):
     first = params.get("from_date") or context.get("ds")
     last = params.get("to_date") or context.get("ds")
     task = context.get("task")
-    doc = (getattr(task, "doc_md", None) or "").strip()
+    doc = inspect.cleandoc(getattr(task, "doc_md", None) or "")
+    run_type = getattr(dag_run, "run_type", "") or ""
     error = context.get("exception")
     return {
         "dag_id": ti.dag_id,
         "task_id": ti.task_id,
         "run_id": ti.run_id,
-        "run_type": str(getattr(dag_run, "run_type", "") or ""),
+        "run_type": getattr(run_type, "value", str(run_type)),
         "ds": context.get("ds"),
         "logical_date": str(context.get("logical_date")),
         "days": first if first == last else f"{first}..{last}",
