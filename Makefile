@@ -10,10 +10,10 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay browser stack kafka monitoring bench bench-kafka bench-ws bench-lake bench-race demo clean-cache
+.PHONY: test setup lint unit schema replay browser stack kafka monitoring airflow bench bench-kafka bench-ws bench-lake bench-race demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
-test: setup monitoring lint unit schema replay browser stack kafka
+test: setup monitoring lint unit schema replay browser stack airflow kafka
 	@echo "make test: all checks passed"
 
 ## Install what the tests need (idempotent, cached under $(CACHE)).
@@ -54,6 +54,11 @@ monitoring: setup
 ## The local stack scripts (deploy/local/) install, start and stop Kafka, PostgreSQL and S3.
 stack:
 	scripts/stack-check.sh
+
+## The Airflow DAGs' integrity (imports, graph, owners, retries, docs), without services.
+## Their end-to-end tests run with `kafka` (tests/kafka/test_airflow.py), sharing its services.
+airflow: setup
+	$(PYTEST) -q -p no:cacheprovider tests/airflow
 
 ## `shopflow run` against a real Kafka broker started by deploy/local/up.sh (own ports and state dir).
 kafka:

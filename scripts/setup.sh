@@ -28,4 +28,7 @@ fi
 # Prometheus, promtool, Alertmanager and amtool (Debian packages) for `make monitoring`
 # and tests/kafka/test_monitoring.py; their services are not left running.
 scripts/monitoring-setup.sh
+# Airflow for the DAG tests (tests/kafka/test_airflow.py, tests/airflow), in its own venv.
+scripts/airflow-setup.sh
+
 echo "setup: ok"

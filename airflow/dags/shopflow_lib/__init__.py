@@ -1,0 +1,1 @@
+"""Helpers of the shopflow DAGs (not DAG files: see ../.airflowignore)."""
