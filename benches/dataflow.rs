@@ -1,5 +1,5 @@
-//! Throughput of the whole dataflow (dedup, facts, dimensions, windows,
-//! funnel, top products, rolling figures) on pre-parsed events, as a bounded
+//! Throughput of the whole bounded dataflow (dedup, facts, dimensions, windows,
+//! funnel, top products; rolling figures are live-only) on pre-parsed events, as a bounded
 //! run on 1 and 2 workers. Elements are shop events offered (duplicates
 //! included); reference data (users, products, FX) rides along.
 //!
@@ -11,6 +11,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shopflow_dataflow::Settings;
 use shopflow_dataflow::run::{Input, feed_share, run_bounded};
 use std::sync::Arc;
+
+/// The allocator the `shopflow` binary uses (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS: u64 = 100_000;
 

@@ -16,6 +16,10 @@ use std::io;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
+/// The allocator the `shopflow` binary uses (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Feed(SyncSender<Input>);
 
 impl Sink for Feed {

@@ -123,7 +123,33 @@ pub fn build<'s>(
             .filter(|(row, _, diff)| *diff > 0 || row.window_end().is_some());
         return (inputs, kept.as_collection());
     }
-    (inputs, rows.concat(rolling(events, priced, settings)))
+    let s = settings.clone();
+    let kept = rows
+        .inner
+        .filter(move |(row, time, diff)| *diff > 0 || !ages_out(row, *time, &s));
+    (
+        inputs,
+        kept.as_collection()
+            .concat(rolling(events, priced, settings)),
+    )
+}
+
+/// Whether a retraction of `row` at `time` is the fact leaving the live
+/// state at the end of its lifetime (`Settings::expiry`, or
+/// `Settings::order_expiry` for orders): no sink applies it (facts are never
+/// deleted, and the dashboard reads an order only while its minute is open),
+/// so it is not sent. Until it is due it would sit with every other
+/// future-dated change of the last hour and more in the runner's buffer.
+/// Retractions before then (a conflicting version replacing the winner, an
+/// order re-priced) are kept.
+fn ages_out(row: &Row, time: Time, s: &Settings) -> bool {
+    match row {
+        Row::FactClick(c) => time >= s.expiry(c.ts.0),
+        Row::FactCart(c) => time >= s.expiry(c.ts.0),
+        Row::FactOrder(o) => time >= s.order_expiry(o.ts.0),
+        Row::FactOrderItem(i) => time >= s.order_expiry(i.ts.0),
+        _ => false,
+    }
 }
 
 /// Orders with the FX rate valid on their date, and the orders still waiting for one.

@@ -192,13 +192,20 @@ where
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
         let _fail_on_panic = FailOnPanic(shared.clone());
-        let local: Rc<RefCell<Vec<Change>>> = Rc::default();
+        // Changes by time until their time completes (future-dated ones wait
+        // here without being walked at every step).
+        let local: Rc<RefCell<Pending>> = Rc::default();
         let sink = local.clone();
         let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
             let (inputs, rows) = graph::build(scope, &settings, false);
             let to_zero = rows.inner.exchange(|_| 0).as_collection();
             let (probe, _) = to_zero
-                .inspect(move |c| sink.borrow_mut().push(c.clone()))
+                .inspect_batch(move |_, batch| {
+                    let mut pending = sink.borrow_mut();
+                    for c in batch {
+                        pending.entry(c.1).or_default().push(c.clone());
+                    }
+                })
                 .probe();
             (inputs, probe)
         });
@@ -351,10 +358,16 @@ fn abandon(worker: &mut timely::worker::Worker) {
     }
 }
 
-fn take_progress(local: &Rc<RefCell<Vec<Change>>>, upto: Time, shared: &Shared) -> Progress {
+/// Worker 0's changes by time, until their time completes.
+type Pending = std::collections::BTreeMap<Time, Vec<Change>>;
+
+fn take_progress(local: &Rc<RefCell<Pending>>, upto: Time, shared: &Shared) -> Progress {
     let mut buf = local.borrow_mut();
-    let (mut done, rest): (Vec<Change>, Vec<Change>) = buf.drain(..).partition(|c| c.1 < upto);
-    *buf = rest;
+    let later = buf.split_off(&upto);
+    let mut done: Vec<Change> = std::mem::replace(&mut *buf, later)
+        .into_values()
+        .flatten()
+        .collect();
     drop(buf);
     differential_dataflow::consolidation::consolidate_updates(&mut done);
     Progress {
