@@ -20,7 +20,7 @@
 //! data on worker 0, in file order, so FX corrections apply as written.
 
 use memchr::memmem;
-use shopflow_dataflow::bounded::Slices;
+use shopflow_dataflow::bounded::{Slices, schedule};
 use shopflow_dataflow::input::Feeder;
 use shopflow_dataflow::run::{Input, route};
 use shopflow_dataflow::{Settings, Time};
@@ -108,7 +108,11 @@ impl Plan {
                 dir.display()
             ));
         }
-        let steps = schedule(&files);
+        let mins: Vec<Vec<Time>> = files
+            .iter()
+            .map(|f| f.chunks.iter().map(|c| c.min_time).collect())
+            .collect();
+        let steps = schedule(&mins);
         Ok(Plan {
             files,
             steps,
@@ -214,38 +218,6 @@ fn single_string<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     }
     let len = memchr::memchr2(b'"', b'\\', &line[at..])?;
     (line[at + len] == b'"').then(|| &line[at..at + len])
-}
-
-/// The chunk order: always the file whose remaining lines hold the earliest
-/// time, and after each chunk the earliest time of every remaining line.
-fn schedule(files: &[FilePlan]) -> Vec<(usize, usize, Time)> {
-    // Earliest time of each file's chunks from c on (`Time::MAX` past the end).
-    let suffix: Vec<Vec<Time>> = files
-        .iter()
-        .map(|f| {
-            let mut s = vec![Time::MAX; f.chunks.len() + 1];
-            for c in (0..f.chunks.len()).rev() {
-                s[c] = s[c + 1].min(f.chunks[c].min_time);
-            }
-            s
-        })
-        .collect();
-    let mut next = vec![0usize; files.len()];
-    let total: usize = files.iter().map(|f| f.chunks.len()).sum();
-    let mut steps = Vec::with_capacity(total);
-    for _ in 0..total {
-        let f = (0..files.len())
-            .filter(|&f| next[f] < files[f].chunks.len())
-            .min_by_key(|&f| (suffix[f][next[f]], f))
-            .expect("a chunk remains");
-        steps.push((f, next[f], 0));
-        next[f] += 1;
-        let bound = (0..files.len()).map(|f| suffix[f][next[f]]).min();
-        steps.last_mut().expect("pushed").2 = bound.unwrap_or(Time::MAX);
-    }
-    // The last bound may be MAX (nothing remains): the run then closes its
-    // inputs rather than advancing to it.
-    steps
 }
 
 /// One worker's share of a [`Plan`].

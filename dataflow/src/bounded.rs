@@ -13,7 +13,7 @@
 //! Each record still enters at its own tick (bounded mode: nothing is late),
 //! so the results are those of feeding everything at once.
 
-use crate::input::Feeder;
+use crate::input::{Feeder, Input};
 use crate::rows::Row;
 use crate::{Change, Settings, Time, graph};
 use std::cell::RefCell;
@@ -46,6 +46,118 @@ impl<F: FnOnce(&mut Feeder)> Slices for Whole<F> {
         load(feeder);
         // Nothing follows: the inputs close when this returns None.
         Some(feeder.time())
+    }
+}
+
+/// The order in which to offer chunks of several streams, each in its own
+/// order, given each chunk's earliest record time (`Time::MAX` for a chunk
+/// with none): always next the stream whose remaining chunks hold the
+/// earliest time. Returns (stream, chunk, bound): after that chunk every
+/// input may advance to `bound`, the earliest time of every chunk not yet
+/// offered (`Time::MAX` when none remains). Streams written in time order
+/// with some late records advance steadily; one in no order at all is still
+/// correct, only held back longer.
+pub fn schedule(chunk_min_times: &[Vec<Time>]) -> Vec<(usize, usize, Time)> {
+    // Earliest time of each stream's chunks from c on (`Time::MAX` past the end).
+    let suffix: Vec<Vec<Time>> = chunk_min_times
+        .iter()
+        .map(|mins| {
+            let mut s = vec![Time::MAX; mins.len() + 1];
+            for c in (0..mins.len()).rev() {
+                s[c] = s[c + 1].min(mins[c]);
+            }
+            s
+        })
+        .collect();
+    let streams = chunk_min_times.len();
+    let mut next = vec![0usize; streams];
+    let total: usize = chunk_min_times.iter().map(Vec::len).sum();
+    let mut steps = Vec::with_capacity(total);
+    for _ in 0..total {
+        let f = (0..streams)
+            .filter(|&f| next[f] < chunk_min_times[f].len())
+            .min_by_key(|&f| (suffix[f][next[f]], f))
+            .expect("a chunk remains");
+        next[f] += 1;
+        let bound = (0..streams).map(|f| suffix[f][next[f]]).min();
+        steps.push((f, next[f] - 1, bound.unwrap_or(Time::MAX)));
+    }
+    steps
+}
+
+/// Records already in memory (a day of the lake), offered in event-time
+/// slices: `streams` are the records of each topic in their own order (file
+/// order, so FX corrections and conflicting versions keep the order they
+/// arrived in), cut into chunks and interleaved by [`schedule`]. Every
+/// worker walks the same chunks and feeds its share ([`Input::is_for`]).
+pub struct StreamSlices {
+    streams: Arc<Vec<Vec<Input>>>,
+    steps: Arc<Vec<(usize, usize, Time)>>,
+    chunk: usize,
+    step: usize,
+    index: usize,
+    peers: usize,
+}
+
+impl StreamSlices {
+    /// The plan for `streams` in chunks of `chunk` records, shared by every worker.
+    pub fn plan(
+        streams: &[Vec<Input>],
+        chunk: usize,
+        settings: &Settings,
+    ) -> Arc<Vec<(usize, usize, Time)>> {
+        let chunk = chunk.max(1);
+        let mins: Vec<Vec<Time>> = streams
+            .iter()
+            .map(|s| {
+                s.chunks(chunk)
+                    .map(|c| {
+                        c.iter()
+                            .map(|i| settings.tick(i.ts()))
+                            .min()
+                            .unwrap_or(Time::MAX)
+                    })
+                    .collect()
+            })
+            .collect();
+        Arc::new(schedule(&mins))
+    }
+
+    /// Worker `index` of `peers`'s share of `streams`, planned by [`StreamSlices::plan`].
+    pub fn new(
+        streams: Arc<Vec<Vec<Input>>>,
+        steps: Arc<Vec<(usize, usize, Time)>>,
+        chunk: usize,
+        index: usize,
+        peers: usize,
+    ) -> StreamSlices {
+        StreamSlices {
+            streams,
+            steps,
+            chunk: chunk.max(1),
+            step: 0,
+            index,
+            peers,
+        }
+    }
+}
+
+impl Slices for StreamSlices {
+    fn next(&mut self, feeder: &mut Feeder) -> Option<Time> {
+        let &(stream, chunk, bound) = self.steps.get(self.step)?;
+        self.step += 1;
+        let records = &self.streams[stream];
+        let end = ((chunk + 1) * self.chunk).min(records.len());
+        for input in &records[chunk * self.chunk..end] {
+            if input.is_for(self.index, self.peers) {
+                input.clone().feed(feeder);
+            }
+        }
+        Some(if bound == Time::MAX {
+            feeder.time()
+        } else {
+            bound
+        })
     }
 }
 

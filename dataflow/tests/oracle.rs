@@ -5,6 +5,7 @@
 
 mod reference;
 
+use shopflow_dataflow::bounded::{StreamSlices, run_sliced};
 use shopflow_dataflow::run::{Input, feed_share, run_bounded};
 use shopflow_dataflow::{Row, Settings, Table, Tables};
 use shopflow_generator::rng::Rng;
@@ -97,10 +98,41 @@ fn dataflow_tables(inputs: Arc<Vec<Input>>, workers: usize) -> Tables {
     tables
 }
 
+/// The same inputs in event-time slices: one stream per record type, in
+/// their order, in chunks of 100 records (many slices).
+fn sliced_tables(inputs: Arc<Vec<Input>>, workers: usize) -> Tables {
+    let settings = Settings::default();
+    let mut streams: Vec<Vec<Input>> = vec![Vec::new(); 3];
+    for input in inputs.iter() {
+        let s = match input {
+            Input::Event(..) => 0,
+            Input::Fx(_) => 1,
+            _ => 2,
+        };
+        streams[s].push(input.clone());
+    }
+    let steps = StreamSlices::plan(&streams, 100, &settings);
+    assert!(steps.len() > 20, "many slices");
+    let streams = Arc::new(streams);
+    let mut tables = Tables::new(settings.clone());
+    run_sliced(
+        settings,
+        workers,
+        move |i, n| StreamSlices::new(streams.clone(), steps.clone(), 100, i, n),
+        |time, batch| tables.apply_time(time, batch),
+    )
+    .expect("dataflow runs");
+    tables
+}
+
 fn compare(seed: u64, workers: usize) {
+    compare_with(seed, workers, dataflow_tables);
+}
+
+fn compare_with(seed: u64, workers: usize, run: fn(Arc<Vec<Input>>, usize) -> Tables) {
     let inputs = Arc::new(inputs(seed));
     let expected = reference::recompute(&inputs);
-    let tables = dataflow_tables(inputs, workers);
+    let tables = run(inputs, workers);
     let mut problems = Vec::new();
     for table in Table::WAREHOUSE.into_iter().chain([Table::Conflicts]) {
         let got: Vec<&Row> = tables.rows(table).collect();
@@ -137,6 +169,12 @@ fn one_worker_matches_the_reference() {
     for seed in [1, 2, 3] {
         compare(seed, 1);
     }
+}
+
+#[test]
+fn event_time_slices_match_the_reference() {
+    compare_with(6, 1, sliced_tables);
+    compare_with(7, 2, sliced_tables);
 }
 
 #[test]

@@ -5,8 +5,10 @@
 //! Each day is its own bounded run over its raw hours plus a margin of the
 //! allowed lateness and the horizon on both sides (so that conflicting
 //! versions of an event resolve as they did live), with the reference topics
-//! whole. Only the day's facts and windows are kept, with the dimensions.
-//! Memory is therefore one day of events, whatever the range.
+//! whole, fed in event-time slices (`bounded::StreamSlices`) so that the
+//! dataflow's state stays at the live horizon's size. Only the day's facts
+//! and windows are kept, with the dimensions: memory is one day of records
+//! and rows, whatever the range.
 
 use super::replay::write_csv;
 use crate::config::RunConfig;
@@ -15,7 +17,8 @@ use shopflow_connectors::lake::paths::{DAY_MS, HOUR_MS};
 use shopflow_connectors::lake::raw::RawRow;
 use shopflow_connectors::lake::{Lake, curated, read};
 use shopflow_connectors::warehouse::sink::Sink;
-use shopflow_dataflow::run::{Input, feed_share, run_bounded};
+use shopflow_dataflow::bounded::{StreamSlices, run_sliced};
+use shopflow_dataflow::run::Input;
 use shopflow_dataflow::{Row, Settings, Table, Tables};
 use shopflow_model::{Date, EventKind};
 use std::collections::BTreeMap;
@@ -163,11 +166,11 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
         .map(|_| Tables::new(plan.settings.clone()));
     for (day, files) in days {
         let t = Instant::now();
-        let mut inputs = refs.clone();
-        inputs.extend(load(&lake, &files, &mut progress, &mut totals)?);
+        let mut streams = refs.clone();
+        streams.extend(load(&lake, &files, &mut progress, &mut totals)?);
         totals.read_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let rows = day_rows(&plan.settings, plan.workers, day, inputs)?;
+        let rows = day_rows(&plan.settings, plan.workers, day, streams)?;
         totals.dataflow_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let (start, end) = (day.start().0, day.start().0 + DAY_MS);
@@ -205,20 +208,25 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
 }
 
 /// The rows of `day` (its facts and windows, every dimension member and
-/// conflict) computed by one bounded run over `inputs`.
+/// conflict) computed by one bounded run over `streams` (the records of
+/// each topic file list, in order), fed in event-time slices so that the
+/// dataflow's state stays at the live horizon's size.
 fn day_rows(
     settings: &Settings,
     workers: usize,
     day: Date,
-    inputs: Vec<Input>,
+    streams: Vec<Vec<Input>>,
 ) -> anyhow::Result<Vec<Row>> {
-    let inputs = Arc::new(inputs);
-    let changes = run_bounded(settings.clone(), workers, move |i, n, feeder| {
-        feed_share(&inputs, i, n, feeder)
-    })
-    .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
+    let steps = StreamSlices::plan(&streams, SLICE_RECORDS, settings);
+    let streams = Arc::new(streams);
     let mut tables = Tables::new(settings.clone());
-    tables.apply_all(changes);
+    run_sliced(
+        settings.clone(),
+        workers,
+        move |i, n| StreamSlices::new(streams.clone(), steps.clone(), SLICE_RECORDS, i, n),
+        |time, batch| tables.apply_time(time, batch),
+    )
+    .map_err(|e| anyhow!("the dataflow failed: {e}"))?;
     let (start, end) = (day.start().0, day.start().0 + DAY_MS);
     Ok(Table::WAREHOUSE
         .into_iter()
@@ -227,6 +235,9 @@ fn day_rows(
         .filter(|r| r.event_time().is_none_or(|t| (start..end).contains(&t)))
         .collect())
 }
+
+/// Records per slice of a day's replay.
+const SLICE_RECORDS: usize = 8192;
 
 /// Replays one day from the lake (one worker, no progress display) and
 /// writes its curated layer: what `run` does once a day is complete.
@@ -247,8 +258,8 @@ pub fn curate_day(lake: &Lake, settings: &Settings, day: Date) -> anyhow::Result
         total_files: 0,
         events: 0,
     };
-    let inputs = load(lake, &files, &mut progress, &mut Totals::default())?;
-    let rows = day_rows(settings, 1, day, inputs)?;
+    let streams = load(lake, &files, &mut progress, &mut Totals::default())?;
+    let rows = day_rows(settings, 1, day, streams)?;
     curated::write_day(lake, day, &rows).map_err(|e| anyhow!(e))
 }
 
@@ -267,15 +278,17 @@ fn round_up_hour(ms: i64) -> i64 {
         }
 }
 
-/// Reads, deduplicates and validates the files of each topic.
+/// Reads, deduplicates and validates the files of each topic: one stream
+/// of records per topic, in the order read.
 fn load(
     lake: &Lake,
     files: &[(EventKind, Vec<shopflow_connectors::lake::paths::RawFile>)],
     progress: &mut Progress,
     totals: &mut Totals,
-) -> anyhow::Result<Vec<Input>> {
-    let mut out = Vec::new();
+) -> anyhow::Result<Vec<Vec<Input>>> {
+    let mut streams = Vec::new();
     for (kind, list) in files {
+        let mut out = Vec::new();
         let mut rows: Vec<RawRow> = read::read(lake, list, &mut |n| {
             progress.files += 1;
             progress.events += n as u64;
@@ -298,8 +311,9 @@ fn load(
                 }
             }
         }
+        streams.push(out);
     }
-    Ok(out)
+    Ok(streams)
 }
 
 fn summary(totals: &Totals, progress: &Progress) {
