@@ -92,26 +92,26 @@ pub fn build<'s>(
             })
         });
 
-    // Each aggregate keeps its inputs only until its windows freeze.
-    let until = |ev: Coll<'s, Ev>, period: i64| {
-        let s = settings.clone();
-        lifetime(ev, "UntilFrozen", move |e| {
-            (0, s.freeze(e.ts().floor_to(period).0 + period))
-        })
-    };
+    // Each aggregate keeps its inputs only until its windows freeze; the
+    // lifetime applies to the small key each one makes of an event, so the
+    // event itself need not stay alive with its future retraction.
+    let s = settings.clone();
+    let minutes = lifetime(
+        events.clone().map(|e| e.ts().floor_to(MINUTE)),
+        "UntilFrozen",
+        move |m: &Timestamp| (0, s.freeze(m.0 + MINUTE)),
+    );
     let priced_minute = in_open_windows(&purchases, &waiting, &priced, MINUTE, settings);
     let priced_hour = in_open_windows(&purchases, &waiting, &priced, HOUR, settings);
-    let minute_events = until(events.clone(), MINUTE);
     let rows = facts(events.clone(), priced.clone())
         .concat(sales_minute(priced_minute))
-        .concat(funnel(until(events.clone(), FIVE)))
-        .concat(top_products(until(events.clone(), HOUR), priced_hour))
+        .concat(funnel(events.clone(), settings))
+        .concat(top_products(events.clone(), priced_hour, settings))
         .concat(dim_user(events.clone(), users))
         .concat(dim_product(products))
         .concat(dim_currency(fx))
         .concat(
-            minute_events
-                .map(|e| e.ts().floor_to(MINUTE))
+            minutes
                 .distinct_total()
                 .map(|ts_minute| Row::DimTime(DimTime { ts_minute })),
         )
@@ -286,46 +286,61 @@ fn sales_minute<'s>(priced: Coll<'s, Priced>) -> Coll<'s, Row> {
 /// difference (events, cart or later, purchases), mapped to 0/1 per stage,
 /// then summed per window: one arrangement per (window, session) instead of
 /// one per stage.
-fn funnel<'s>(events: Coll<'s, Ev>) -> Coll<'s, Row> {
-    events
-        .explode(|e| {
-            let (carted, purchased) = match &*e {
-                Event::Click(_) => (0, 0),
-                Event::Cart(_) => (1, 0),
-                Event::Purchase(_) => (1, 1),
-            };
-            let key = (e.ts().floor_to(FIVE), Id::from(e.session_id()));
-            once((key, (1isize, carted, purchased)))
+fn funnel<'s>(events: Coll<'s, Ev>, settings: &Settings) -> Coll<'s, Row> {
+    let s = settings.clone();
+    let stages = events.map(|e| {
+        let stage: u8 = match &*e {
+            Event::Click(_) => 0,
+            Event::Cart(_) => 1,
+            Event::Purchase(_) => 2,
+        };
+        ((e.ts().floor_to(FIVE), Id::from(e.session_id())), stage)
+    });
+    lifetime(stages, "UntilFrozen", move |((w, _), _)| {
+        (0, s.freeze(w.0 + FIVE))
+    })
+    .explode(|(key, stage)| {
+        once((
+            key,
+            (1isize, isize::from(stage >= 1), isize::from(stage >= 2)),
+        ))
+    })
+    .threshold_total(|_, &(any, carted, purchased)| {
+        (
+            isize::from(any > 0),
+            isize::from(carted > 0),
+            isize::from(purchased > 0),
+        )
+    })
+    .map(|(w, _)| w)
+    .count_total()
+    .map(|(w, (a, c, p))| {
+        Row::Funnel(Funnel {
+            window_start: w,
+            sessions_active: a as i64,
+            sessions_carted: c as i64,
+            sessions_purchased: p as i64,
         })
-        .threshold_total(|_, &(any, carted, purchased)| {
-            (
-                isize::from(any > 0),
-                isize::from(carted > 0),
-                isize::from(purchased > 0),
-            )
-        })
-        .map(|(w, _)| w)
-        .count_total()
-        .map(|(w, (a, c, p))| {
-            Row::Funnel(Funnel {
-                window_start: w,
-                sessions_active: a as i64,
-                sessions_carted: c as i64,
-                sessions_purchased: p as i64,
-            })
-        })
+    })
 }
 
-fn top_products<'s>(events: Coll<'s, Ev>, priced: Coll<'s, Priced>) -> Coll<'s, Row> {
-    let clicks = events
-        .flat_map(|e| match &*e {
-            Event::Click(c) => Some((
-                (c.ts.floor_to(HOUR), Ranking::Clicks),
-                Id::from(c.product_id.as_str()),
-            )),
-            _ => None,
-        })
-        .count_total();
+fn top_products<'s>(
+    events: Coll<'s, Ev>,
+    priced: Coll<'s, Priced>,
+    settings: &Settings,
+) -> Coll<'s, Row> {
+    let s = settings.clone();
+    let clicks = events.flat_map(|e| match &*e {
+        Event::Click(c) => Some((
+            (c.ts.floor_to(HOUR), Ranking::Clicks),
+            Id::from(c.product_id.as_str()),
+        )),
+        _ => None,
+    });
+    let clicks = lifetime(clicks, "UntilFrozen", move |((h, _), _)| {
+        (0, s.freeze(h.0 + HOUR))
+    })
+    .count_total();
     let revenue = priced
         .explode(|(p, rate)| {
             let hour = p.ts.floor_to(HOUR);
@@ -490,10 +505,11 @@ fn rolling<'s>(
             ))
         });
         let s = settings.clone();
-        let sessions = lifetime(events.clone(), "RollingSessions", move |e| {
-            (s.tick(e.ts().0), s.tick(e.ts().0 + width))
+        let seen = events.clone().map(|e| (e.ts(), Id::from(e.session_id())));
+        let sessions = lifetime(seen, "RollingSessions", move |(ts, _)| {
+            (s.tick(ts.0), s.tick(ts.0 + width))
         })
-        .map(|e| Id::from(e.session_id()))
+        .map(|(_, id)| id)
         .distinct_total()
         .explode(move |_| once((minutes, (0isize, 0isize, 1isize))));
         let rows =

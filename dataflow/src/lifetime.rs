@@ -1,20 +1,28 @@
 //! Temporal operators: keep each record only while its event time says so.
 //!
-//! Both operators only move update times forward, which is always legal: the
-//! input's capabilities still cover the output, so no capability juggling is
-//! needed. They are named so logs and timely's logging show where time goes.
+//! They only move update times forward; `lifetime` and `release_late` hold
+//! each update until the input frontier reaches its time (see `retime`).
+//! They are named so logs and timely's logging show where time goes.
 
 use crate::Time;
 use differential_dataflow::{AsCollection, VecCollection};
+use std::collections::BTreeMap;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::CapabilitySet;
 use timely::dataflow::operators::generic::operator::Operator;
 
 /// Rewrites every update `(d, t, r)` into zero or more updates at times no
-/// earlier than `t`, in a named operator.
+/// earlier than `t`, in a named operator. With `hold`, an update is sent once
+/// the input frontier has reached its time and kept here until then: a
+/// future-dated retraction sent at once waits in the next operator's
+/// batcher, which walks everything it holds at every frontier advance (in a
+/// live run, every tick, for up to two hours of records). A capability for
+/// the earliest held time keeps the output correct. Without `hold` every
+/// update goes on at once (for records the next operators drop or keep small).
 fn retime<'s, D, F, I>(
     coll: VecCollection<'s, Time, D>,
     name: &str,
+    hold: bool,
     logic: F,
 ) -> VecCollection<'s, Time, D>
 where
@@ -23,23 +31,39 @@ where
     I: IntoIterator<Item = (D, Time, isize)>,
 {
     coll.inner
-        .unary(Pipeline, name, move |_, _| {
-            move |input, output| {
-                input.for_each_stamp(|time, data| {
-                    let caps: CapabilitySet<Time> = time
-                        .stamp()
-                        .iter()
-                        .map(|t| time.delayed(t, output.output_index()))
-                        .collect();
-                    let mut session = output.session(&caps);
+        .unary_frontier(Pipeline, name, move |capability, _| {
+            let mut cap = CapabilitySet::from_elem(capability);
+            let mut held: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
+            move |(input, frontier), output| {
+                let reached = |t: &Time| !hold || frontier.frontier().iter().all(|f| f >= t);
+                input.for_each_stamp(|_, data| {
                     for batch in data {
-                        let mut out: Vec<(D, Time, isize)> = Vec::with_capacity(batch.len());
                         for (d, t, r) in batch.drain(..) {
-                            out.extend(logic(d, t, r));
+                            for (d, t, r) in logic(d, t, r) {
+                                held.entry(t).or_default().push((d, r));
+                            }
                         }
-                        session.give_container(&mut out);
                     }
                 });
+                let mut out: Vec<(D, Time, isize)> = Vec::new();
+                let mut first: Option<Time> = None;
+                while let Some(entry) = held.first_entry() {
+                    let t = *entry.key();
+                    if !reached(&t) {
+                        break;
+                    }
+                    first.get_or_insert(t);
+                    out.extend(entry.remove().into_iter().map(|(d, r)| (d, t, r)));
+                }
+                if let Some(t) = first {
+                    output.session(&cap.delayed(&t)).give_container(&mut out);
+                }
+                let mut keep: Vec<Time> = frontier.frontier().iter().copied().collect();
+                keep.extend(held.keys().next().copied());
+                match keep.iter().min() {
+                    Some(&least) => cap.downgrade([least]),
+                    None => cap.downgrade(std::iter::empty::<Time>()),
+                }
             }
         })
         .as_collection()
@@ -57,7 +81,7 @@ where
     D: Clone + 'static,
     F: Fn(&D) -> (Time, Time) + 'static,
 {
-    retime(coll, name, move |d, t, r| {
+    retime(coll, name, true, move |d, t, r| {
         let (from, until) = window(&d);
         let (start, end) = (t.max(from), t.max(until));
         let keep = (start < end).then(|| [(d.clone(), start, r), (d, end, -r)]);
@@ -77,7 +101,7 @@ where
     D: Clone + 'static,
     F: Fn(&D) -> (Time, Time) + 'static,
 {
-    retime(coll, name, move |d, t, r| {
+    retime(coll, name, false, move |d, t, r| {
         let (forget, keep) = f(&d);
         let t = if r < 0 && t == forget { t.max(keep) } else { t };
         Some((d, t, r))
@@ -96,7 +120,7 @@ pub fn release_late<'s, D>(
 where
     D: Clone + 'static,
 {
-    retime(coll, name, move |d, t, r| {
+    retime(coll, name, true, move |d, t, r| {
         Some((d, if r < 0 { t + delay } else { t }, r))
     })
 }
