@@ -161,6 +161,37 @@ impl Slices for StreamSlices {
     }
 }
 
+/// A worker's output changes by time, until their time completes.
+pub(crate) type Pending = BTreeMap<Time, Vec<Change>>;
+
+/// Copies every change of `rows` into `sink` by time; returns the probe that
+/// says which times are complete.
+pub(crate) fn capture<'s>(
+    rows: differential_dataflow::VecCollection<'s, Time, Row>,
+    sink: Rc<RefCell<Pending>>,
+) -> timely::dataflow::ProbeHandle<Time> {
+    let (probe, _) = rows
+        .inspect_batch(move |_, batch| {
+            let mut pending = sink.borrow_mut();
+            for c in batch {
+                pending.entry(c.1).or_default().push(c.clone());
+            }
+        })
+        .probe();
+    probe
+}
+
+/// Removes and returns the changes at times before `upto` (later ones wait
+/// without being walked).
+pub(crate) fn take_before(pending: &Rc<RefCell<Pending>>, upto: Time) -> Vec<Change> {
+    let mut pending = pending.borrow_mut();
+    let later = pending.split_off(&upto);
+    std::mem::replace(&mut *pending, later)
+        .into_values()
+        .flatten()
+        .collect()
+}
+
 /// What a worker sends after each slice: its changes at times before `upto`.
 struct Done {
     worker: usize,
@@ -193,26 +224,15 @@ where
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let tx = tx.lock().expect("no worker panicked").clone();
         // Changes seen by this worker, by time, until their time completes.
-        let local: Rc<RefCell<BTreeMap<Time, Vec<Change>>>> = Rc::default();
+        let local: Rc<RefCell<Pending>> = Rc::default();
         let sink = local.clone();
         let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
             let (inputs, rows) = graph::build(scope, &settings, true);
-            let (probe, _) = rows
-                .inspect_batch(move |_, batch| {
-                    let mut pending = sink.borrow_mut();
-                    for c in batch {
-                        pending.entry(c.1).or_default().push(c.clone());
-                    }
-                })
-                .probe();
-            (inputs, probe)
+            (inputs, capture(rows, sink))
         });
         let index = worker.index();
         let send = |upto: Time| {
-            let mut pending = local.borrow_mut();
-            let later = pending.split_off(&upto);
-            let done = std::mem::replace(&mut *pending, later);
-            let changes: Vec<Change> = done.into_values().flatten().collect();
+            let changes = take_before(&local, upto);
             // The receiver only stops listening if the caller failed.
             let _ = tx.send(Done {
                 worker: index,

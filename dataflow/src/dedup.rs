@@ -20,6 +20,7 @@
 
 use crate::Time;
 use crate::input::{Id, Version};
+use crate::lifetime::hold_for;
 use differential_dataflow::{AsCollection, VecCollection};
 use shopflow_model::Event;
 use std::collections::{BTreeMap, HashMap};
@@ -132,13 +133,8 @@ pub fn dedup<'s>(
                 }
                 // Hold capabilities only for what can still be emitted: the
                 // input frontier and the pending expiries.
-                let mut hold: Vec<Time> = frontier.frontier().iter().copied().collect();
-                hold.extend(expiring.keys().next().copied());
-                hold.extend(pending.keys().next().copied());
-                match hold.iter().min() {
-                    Some(&least) => cap.downgrade([least]),
-                    None => cap.downgrade(std::iter::empty::<Time>()),
-                }
+                let earliest = expiring.keys().chain(pending.keys()).min().copied();
+                hold_for(&mut cap, &frontier.frontier(), earliest);
             }
         })
         .as_collection()

@@ -58,15 +58,19 @@ where
                 if let Some(t) = first {
                     output.session(&cap.delayed(&t)).give_container(&mut out);
                 }
-                let mut keep: Vec<Time> = frontier.frontier().iter().copied().collect();
-                keep.extend(held.keys().next().copied());
-                match keep.iter().min() {
-                    Some(&least) => cap.downgrade([least]),
-                    None => cap.downgrade(std::iter::empty::<Time>()),
-                }
+                hold_for(&mut cap, &frontier.frontier(), held.keys().next().copied());
             }
         })
         .as_collection()
+}
+
+/// Downgrades the capabilities of a frontier-driven operator to what it can
+/// still emit: the input `frontier` and its `earliest` held time.
+pub(crate) fn hold_for(cap: &mut CapabilitySet<Time>, frontier: &[Time], earliest: Option<Time>) {
+    match frontier.iter().copied().chain(earliest).min() {
+        Some(least) => cap.downgrade([least]),
+        None => cap.downgrade(std::iter::empty::<Time>()),
+    }
 }
 
 /// Restricts each record to the dataflow times `[from, until)` computed from

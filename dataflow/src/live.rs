@@ -9,6 +9,7 @@
 //! time the results are durable, and every source hears of it through
 //! [`Source::durable`] (Kafka commits offsets there).
 
+use crate::bounded::{Pending, capture, take_before};
 use crate::input::Input;
 use crate::input::{Admission, Feeder};
 use crate::{Change, Settings, Time, graph};
@@ -199,15 +200,7 @@ where
         let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
             let (inputs, rows) = graph::build(scope, &settings, false);
             let to_zero = rows.inner.exchange(|_| 0).as_collection();
-            let (probe, _) = to_zero
-                .inspect_batch(move |_, batch| {
-                    let mut pending = sink.borrow_mut();
-                    for c in batch {
-                        pending.entry(c.1).or_default().push(c.clone());
-                    }
-                })
-                .probe();
-            (inputs, probe)
+            (inputs, capture(to_zero, sink))
         });
         let mut feeder = Feeder::new(inputs, settings.clone(), false);
         let mut source = make_source(index, worker.peers());
@@ -358,17 +351,8 @@ fn abandon(worker: &mut timely::worker::Worker) {
     }
 }
 
-/// Worker 0's changes by time, until their time completes.
-type Pending = std::collections::BTreeMap<Time, Vec<Change>>;
-
 fn take_progress(local: &Rc<RefCell<Pending>>, upto: Time, shared: &Shared) -> Progress {
-    let mut buf = local.borrow_mut();
-    let later = buf.split_off(&upto);
-    let mut done: Vec<Change> = std::mem::replace(&mut *buf, later)
-        .into_values()
-        .flatten()
-        .collect();
-    drop(buf);
+    let mut done = take_before(local, upto);
     differential_dataflow::consolidation::consolidate_updates(&mut done);
     Progress {
         upto,

@@ -16,6 +16,7 @@
 use crate::Time;
 use crate::dedup::hash;
 use crate::input::Id;
+use crate::lifetime::hold_for;
 use differential_dataflow::{AsCollection, VecCollection};
 use shopflow_model::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -89,12 +90,11 @@ pub fn first_last_seen<'s>(
                     differential_dataflow::consolidation::consolidate_updates(&mut out);
                     output.session(&cap.delayed(&t)).give_container(&mut out);
                 }
-                let mut hold: Vec<Time> = frontier.frontier().iter().copied().collect();
-                hold.extend(pending.keys().next().copied());
-                match hold.iter().min() {
-                    Some(&least) => cap.downgrade([least]),
-                    None => cap.downgrade(std::iter::empty::<Time>()),
-                }
+                hold_for(
+                    &mut cap,
+                    &frontier.frontier(),
+                    pending.keys().next().copied(),
+                );
             }
         })
         .as_collection()
