@@ -15,11 +15,13 @@
 
 use crate::input::{Feeder, Input};
 use crate::rows::Row;
-use crate::{Change, Settings, Time, graph};
+use crate::{Change, Cluster, Settings, Time, graph};
+use differential_dataflow::AsCollection;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
+use timely::dataflow::operators::core::Exchange;
 
 /// One worker's share of a bounded input, offered slice by slice.
 pub trait Slices {
@@ -199,13 +201,16 @@ struct Done {
     changes: Vec<Change>,
 }
 
-/// Runs the dataflow over bounded input on `workers` threads. `slices` is
-/// called on every worker with (index, peers) and returns that worker's
-/// share; `report` receives every completed time's consolidated changes, in
-/// time order, on the calling thread, while the workers go on.
+/// Runs the dataflow over bounded input on `shape`: a number of worker
+/// threads, or this process's part of a [`Cluster`]. `slices` is called on
+/// every worker with its (index, peers) in the whole cluster and returns
+/// that worker's share; `report` receives every completed time's
+/// consolidated changes, in time order, on the calling thread, while the
+/// workers go on. In a cluster of several processes only process 0's
+/// `report` receives changes (all of them).
 pub fn run_sliced<M, S, R>(
     settings: Settings,
-    workers: usize,
+    shape: impl Into<Cluster>,
     slices: M,
     mut report: R,
 ) -> Result<(), String>
@@ -218,19 +223,28 @@ where
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
-    let workers = workers.max(1);
+    let cluster: Cluster = shape.into();
+    let workers = cluster.workers;
+    let distributed = cluster.processes() > 1;
     let (tx, rx) = mpsc::channel::<Done>();
     let tx = std::sync::Mutex::new(tx);
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+    let guards = cluster.execute(move |worker| {
         let tx = tx.lock().expect("no worker panicked").clone();
         // Changes seen by this worker, by time, until their time completes.
         let local: Rc<RefCell<Pending>> = Rc::default();
         let sink = local.clone();
         let (inputs, probe) = worker.dataflow::<Time, _, _>(|scope| {
             let (inputs, rows) = graph::build(scope, &settings, true);
+            // Across processes every change goes to worker 0, so that
+            // process 0's `report` sees them all.
+            let rows = if distributed {
+                rows.inner.exchange(|_| 0).as_collection()
+            } else {
+                rows
+            };
             (inputs, capture(rows, sink))
         });
-        let index = worker.index();
+        let index = worker.index() % workers;
         let send = |upto: Time| {
             let changes = take_before(&local, upto);
             // The receiver only stops listening if the caller failed.
@@ -241,7 +255,7 @@ where
             });
         };
         let mut feeder = Feeder::new(inputs, settings.clone(), true);
-        let mut share = slices(index, worker.peers());
+        let mut share = slices(worker.index(), worker.peers());
         while let Some(bound) = share.next(&mut feeder) {
             feeder.advance_to(bound);
             feeder.flush();

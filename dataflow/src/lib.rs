@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod bounded;
+pub mod cluster;
 pub mod csv;
 pub mod input;
 pub mod live;
@@ -30,6 +31,7 @@ mod lifetime;
 mod seen;
 
 pub use apply::Tables;
+pub use cluster::Cluster;
 pub use rows::{Row, Table};
 pub use settings::Settings;
 

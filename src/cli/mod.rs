@@ -130,6 +130,42 @@ impl DataflowArgs {
     }
 }
 
+/// The timely cluster shape of `replay` (timely's `-n`, `-p`, `-h`; `--workers` is `-w`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Processes in the cluster (timely's -n); each runs --workers threads.
+    #[arg(long, default_value_t = 1, env = "SHOPFLOW_CLUSTER_PROCESSES")]
+    processes: usize,
+    /// This process's index, 0 to --processes - 1 (timely's -p). Process 0 writes the results.
+    #[arg(long, default_value_t = 0, env = "SHOPFLOW_CLUSTER_PROCESS")]
+    process: usize,
+    /// File with one host:port per process, in process order (timely's -h); default 127.0.0.1:2101+i.
+    #[arg(long, env = "SHOPFLOW_CLUSTER_HOSTFILE")]
+    hostfile: Option<std::path::PathBuf>,
+    /// Generation of the cluster: processes connect only to peers of the same one (the supervisor raises it on every restart).
+    #[arg(long, default_value_t = 0, env = "SHOPFLOW_CLUSTER_GENERATION")]
+    generation: u64,
+    /// How long the processes may take to connect to each other before the start fails.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_ms, env = "SHOPFLOW_CLUSTER_CONNECT_TIMEOUT")]
+    connect_timeout: i64,
+}
+
+impl ClusterArgs {
+    /// The cluster with `workers` threads in each process.
+    pub fn cluster(&self, workers: usize) -> anyhow::Result<shopflow_dataflow::Cluster> {
+        let mut c = shopflow_dataflow::Cluster::new(
+            workers,
+            self.processes,
+            self.process,
+            self.hostfile.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        c.generation = self.generation;
+        c.connect_timeout = std::time::Duration::from_millis(self.connect_timeout.max(0) as u64);
+        Ok(c)
+    }
+}
+
 /// Parses a fraction in `[0, 1]`.
 pub fn parse_fraction(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {

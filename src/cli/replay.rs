@@ -45,11 +45,13 @@ pub struct Args {
     /// Directory for one `<table>.csv` per output table (created if missing).
     #[arg(long, required_unless_present = "from")]
     output_csv: Option<PathBuf>,
-    /// Worker threads; results are identical for any count.
+    /// Worker threads (per process); results are identical for any count.
     #[arg(long, default_value_t = 1)]
     workers: usize,
     #[command(flatten)]
     dataflow: super::DataflowArgs,
+    #[command(flatten)]
+    cluster: super::ClusterArgs,
 }
 
 fn parse_date(text: &str) -> Result<Date, String> {
@@ -63,11 +65,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let began = Instant::now();
     let settings = args.dataflow.settings()?;
+    let cluster = args.cluster.cluster(args.workers)?;
     let plan = Arc::new(Plan::scan(&input, &settings).map_err(|e| anyhow::anyhow!(e))?);
     let total = plan.lines();
-    tracing::info!(input = %input.display(), lines = total, workers = args.workers, "replaying");
+    tracing::info!(input = %input.display(), lines = total, workers = args.workers, processes = cluster.processes(), process = cluster.process, "replaying");
     let rejected: Arc<Mutex<Rejected>> = Arc::default();
     let failed: Arc<Mutex<Option<String>>> = Arc::default();
+    if !cluster.is_leader() {
+        return follow(cluster, settings, plan, rejected, failed);
+    }
     std::fs::create_dir_all(&output_csv)
         .with_context(|| format!("cannot create {}", output_csv.display()))?;
     let mut tables = SpillTables::new(settings.clone(), &output_csv)
@@ -76,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (r, f) = (rejected.clone(), failed.clone());
     run_sliced(
         settings,
-        args.workers,
+        cluster,
         // Every worker reads every chunk and validates the lines it owns.
         move |index, peers| FileSlices::new(plan.clone(), index, peers, r.clone(), f.clone()),
         |time, batch| {
@@ -95,16 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             output_csv.display()
         );
     }
-    let rejected = std::mem::take(&mut *rejected.lock().expect("workers done"));
-    for ((kind, reason), n) in rejected.iter() {
-        tracing::warn!(
-            file = format!("{}.jsonl", kind.topic()),
-            reason,
-            lines = n,
-            "rejected lines"
-        );
-    }
-    let invalid: u64 = rejected.values().sum();
+    let invalid = report_rejected(&rejected);
     let orders = tables.count(Table::FactOrders);
     let conflicting_ids = tables.count(Table::Conflicts);
     let minutes = tables.count(Table::AggSalesMinute);
@@ -121,6 +118,46 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seconds = format!("{:.2}", began.elapsed().as_secs_f64()),
         "replay complete"
     );
+    Ok(())
+}
+
+/// The lines rejected by this process's workers, logged; their number.
+fn report_rejected(rejected: &Mutex<Rejected>) -> u64 {
+    let rejected = std::mem::take(&mut *rejected.lock().expect("workers done"));
+    for ((kind, reason), n) in rejected.iter() {
+        tracing::warn!(
+            file = format!("{}.jsonl", kind.topic()),
+            reason,
+            lines = n,
+            "rejected lines"
+        );
+    }
+    rejected.values().sum()
+}
+
+/// A process other than 0 of a cluster: feeds its workers' share and runs
+/// its part of the dataflow; process 0 receives every change and writes the
+/// tables. Each process logs the lines its own workers rejected.
+fn follow(
+    cluster: shopflow_dataflow::Cluster,
+    settings: shopflow_dataflow::Settings,
+    plan: Arc<Plan>,
+    rejected: Arc<Mutex<Rejected>>,
+    failed: Arc<Mutex<Option<String>>>,
+) -> anyhow::Result<()> {
+    let (r, f) = (rejected.clone(), failed.clone());
+    run_sliced(
+        settings,
+        cluster,
+        move |index, peers| FileSlices::new(plan.clone(), index, peers, r.clone(), f.clone()),
+        |_, _| {},
+    )
+    .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))?;
+    if let Some(e) = failed.lock().expect("workers done").take() {
+        anyhow::bail!("{e}");
+    }
+    let invalid = report_rejected(&rejected);
+    tracing::info!(invalid, "replay complete (process 0 wrote the tables)");
     Ok(())
 }
 
@@ -143,7 +180,7 @@ fn from_lake(args: Args) -> anyhow::Result<()> {
         from: args.from.expect("clap requires --from"),
         to: args.to.expect("clap requires --to"),
         output_csv: args.output_csv,
-        workers: args.workers,
+        cluster: args.cluster.cluster(args.workers)?,
         settings: args.dataflow.settings()?,
         curated: !args.no_curated,
     })

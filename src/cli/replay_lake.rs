@@ -19,7 +19,7 @@ use shopflow_connectors::lake::{Lake, curated, read};
 use shopflow_connectors::warehouse::sink::Sink;
 use shopflow_dataflow::bounded::{StreamSlices, run_sliced};
 use shopflow_dataflow::run::Input;
-use shopflow_dataflow::{Row, Settings, Table, Tables};
+use shopflow_dataflow::{Cluster, Row, Settings, Table, Tables};
 use shopflow_model::{Date, EventKind};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -37,8 +37,8 @@ pub struct Plan {
     pub to: Date,
     /// CSV output directory.
     pub output_csv: Option<PathBuf>,
-    /// Dataflow worker threads.
-    pub workers: usize,
+    /// Dataflow workers and processes; only process 0 writes.
+    pub cluster: Cluster,
     /// Dataflow settings (must match the live run's).
     pub settings: Settings,
     /// Also write each day's curated layer.
@@ -111,7 +111,8 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
         plan.to
     );
     let lake = Lake::open(&plan.config.lake, None).map_err(|e| anyhow!(e))?;
-    let mut sink = if plan.config.warehouse.url.is_empty() {
+    let leader = plan.cluster.is_leader();
+    let mut sink = if plan.config.warehouse.url.is_empty() || !leader {
         None
     } else {
         shopflow_connectors::warehouse::migrate::migrate(&plan.config.warehouse)
@@ -163,6 +164,7 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
     let mut csv_tables = plan
         .output_csv
         .as_ref()
+        .filter(|_| leader)
         .map(|_| Tables::new(plan.settings.clone()));
     for (day, files) in days {
         let t = Instant::now();
@@ -170,11 +172,17 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
         streams.extend(load(&lake, &files, &mut progress, &mut totals)?);
         totals.read_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let rows = day_rows(&plan.settings, plan.workers, day, streams)?;
+        // Each day is its own run: its own generation, so that a process
+        // still on another day never joins it.
+        let cluster = Cluster {
+            generation: plan.cluster.generation ^ (day.start().0 as u64).rotate_left(20),
+            ..plan.cluster.clone()
+        };
+        let rows = day_rows(&plan.settings, cluster, day, streams)?;
         totals.dataflow_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let (start, end) = (day.start().0, day.start().0 + DAY_MS);
-        if plan.curated {
+        if plan.curated && leader {
             curated::write_day(&lake, day, &rows).map_err(|e| anyhow!("day {day}: {e}"))?;
         }
         if let Some(sink) = &mut sink {
@@ -213,7 +221,7 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
 /// dataflow's state stays at the live horizon's size.
 fn day_rows(
     settings: &Settings,
-    workers: usize,
+    cluster: Cluster,
     day: Date,
     streams: Vec<Vec<Input>>,
 ) -> anyhow::Result<Vec<Row>> {
@@ -222,7 +230,7 @@ fn day_rows(
     let mut tables = Tables::new(settings.clone());
     run_sliced(
         settings.clone(),
-        workers,
+        cluster,
         move |i, n| StreamSlices::new(streams.clone(), steps.clone(), SLICE_RECORDS, i, n),
         |time, batch| tables.apply_time(time, batch),
     )
@@ -259,7 +267,7 @@ pub fn curate_day(lake: &Lake, settings: &Settings, day: Date) -> anyhow::Result
         events: 0,
     };
     let streams = load(lake, &files, &mut progress, &mut Totals::default())?;
-    let rows = day_rows(settings, 1, day, streams)?;
+    let rows = day_rows(settings, Cluster::single(1), day, streams)?;
     curated::write_day(lake, day, &rows).map_err(|e| anyhow!(e))
 }
 
