@@ -206,19 +206,73 @@ pub const KNOBS: &[(&str, &str, &str)] = &[
     ),
     ("lake.timeout_ms", "30000", "Time-out of one lake call."),
     (
+        "cluster.processes",
+        "1",
+        "Processes in the timely cluster (`--processes`); each runs `dataflow.workers` threads. See docs/cluster.md.",
+    ),
+    (
+        "cluster.process",
+        "0",
+        "This process's index, 0 to processes - 1 (`--process`); process 0 writes the warehouse and serves the dashboard.",
+    ),
+    (
+        "cluster.hostfile",
+        "\"\"",
+        "File with one host:port per process, in process order (`--hostfile`); empty: 127.0.0.1:2101+i.",
+    ),
+    (
+        "cluster.generation",
+        "0",
+        "Processes connect only to peers of the same generation (`--generation`; the supervisor raises it on every restart).",
+    ),
+    (
+        "cluster.connect_timeout_ms",
+        "60000",
+        "How long the processes may take to connect to each other before the start fails.",
+    ),
+    (
         "metrics.listen",
         "\"127.0.0.1:9464\"",
         "Address of the /metrics and /healthz endpoint; empty disables it.",
     ),
 ];
 
+/// The `[cluster]` section: the timely cluster's shape.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// See [`KNOBS`].
+    pub processes: usize,
+    /// See [`KNOBS`].
+    pub process: usize,
+    /// See [`KNOBS`].
+    pub hostfile: Option<PathBuf>,
+    /// See [`KNOBS`].
+    pub generation: u64,
+    /// See [`KNOBS`].
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            processes: 1,
+            process: 0,
+            hostfile: None,
+            generation: 0,
+            connect_timeout_ms: 60_000,
+        }
+    }
+}
+
 /// The whole configuration of `run`.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     /// Kafka.
     pub kafka: KafkaSettings,
-    /// Dataflow worker threads.
+    /// Dataflow worker threads (per process).
     pub workers: usize,
+    /// The timely cluster.
+    pub cluster: ClusterConfig,
     /// Dataflow timing.
     pub dataflow: Settings,
     /// The FX poller.
@@ -252,6 +306,7 @@ impl Default for RunConfig {
         RunConfig {
             kafka: KafkaSettings::default(),
             workers: 2,
+            cluster: ClusterConfig::default(),
             dataflow: Settings::default(),
             fx: FxSettings::default(),
             warehouse: WarehouseSettings {
@@ -350,6 +405,13 @@ impl RunConfig {
                     .parse()
                     .map_err(|_| format!("{key}: expected true or false, got {text:?}"))?
             }
+            "cluster.processes" => self.cluster.processes = num(key, text)?,
+            "cluster.process" => self.cluster.process = num(key, text)?,
+            "cluster.hostfile" => {
+                self.cluster.hostfile = (!text.is_empty()).then(|| PathBuf::from(text))
+            }
+            "cluster.generation" => self.cluster.generation = num(key, text)?,
+            "cluster.connect_timeout_ms" => self.cluster.connect_timeout_ms = num(key, text)?,
             "metrics.listen" => self.metrics_listen = address(key, text)?,
             "dashboard.listen" => self.dashboard_listen = address(key, text)?,
             "dashboard.token_file" => {

@@ -12,6 +12,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
@@ -25,9 +26,12 @@ pub const BASE_PORT: u16 = 2101;
 /// Bytes that open every handshake: "shopflow cluster, version 1".
 const MAGIC: [u8; 8] = *b"SHFLCL01";
 
+/// One stream per process, in process order (`None` for this one).
+type Sockets = Vec<Option<TcpStream>>;
+
 /// The shape of a run: how many processes, which one this is, how many
 /// workers each, and where every process listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Cluster {
     /// Worker threads per process.
     pub workers: usize,
@@ -40,6 +44,8 @@ pub struct Cluster {
     pub generation: u64,
     /// How long the processes may take to connect to each other.
     pub connect_timeout: Duration,
+    /// Sockets made by [`Cluster::connect`] ahead of [`Cluster::execute`].
+    connected: Option<Arc<Mutex<Option<Sockets>>>>,
 }
 
 impl From<usize> for Cluster {
@@ -58,6 +64,7 @@ impl Cluster {
             addresses: vec![format!("127.0.0.1:{BASE_PORT}")],
             generation: 0,
             connect_timeout: Duration::from_secs(60),
+            connected: None,
         }
     }
 
@@ -94,6 +101,15 @@ impl Cluster {
         })
     }
 
+    /// The same cluster as another generation (not yet connected).
+    pub fn generation(&self, generation: u64) -> Cluster {
+        Cluster {
+            generation,
+            connected: None,
+            ..self.clone()
+        }
+    }
+
     /// Number of processes.
     pub fn processes(&self) -> usize {
         self.addresses.len()
@@ -109,8 +125,22 @@ impl Cluster {
         self.process == 0
     }
 
+    /// Connects to every other process now (within the deadline), for a
+    /// later [`Cluster::execute`]; returns process 0's `token`, which every
+    /// process learns in the handshake (`run` shares process 0's run start
+    /// this way). A single process returns its own.
+    pub fn connect(&mut self, token: u64) -> Result<u64, String> {
+        if self.processes() == 1 {
+            return Ok(token);
+        }
+        let (sockets, token) = self.sockets(token)?;
+        self.connected = Some(Arc::new(Mutex::new(Some(sockets))));
+        Ok(token)
+    }
+
     /// Starts this process's workers running `func`, after connecting to
-    /// every other process of the cluster (within the deadline).
+    /// every other process of the cluster (within the deadline), unless
+    /// [`Cluster::connect`] did already.
     pub fn execute<T, F>(&self, func: F) -> Result<WorkerGuards<T>, String>
     where
         T: Send + 'static,
@@ -119,7 +149,14 @@ impl Cluster {
         if self.processes() == 1 {
             return timely::execute(timely::Config::process(self.workers), func);
         }
-        let sockets = self.connect()?;
+        let ready = self
+            .connected
+            .as_ref()
+            .and_then(|c| c.lock().expect("sockets").take());
+        let sockets = match ready {
+            Some(sockets) => sockets,
+            None => self.sockets(0)?.0,
+        };
         let hooks = Hooks::default();
         let local = ProcessBuilder::new_typed_vector(
             self.workers,
@@ -144,9 +181,10 @@ impl Cluster {
         )
     }
 
-    /// One socket per other process, in process order (`None` for this one):
-    /// this process dials every lower index and accepts every higher one.
-    fn connect(&self) -> Result<Vec<Option<TcpStream>>, String> {
+    /// One socket per other process, in process order (`None` for this one),
+    /// and process 0's token: this process dials every lower index (process
+    /// 0 first, which answers with its token) and accepts every higher one.
+    fn sockets(&self, token: u64) -> Result<(Vec<Option<TcpStream>>, u64), String> {
         let me = self.process;
         let deadline = Instant::now() + self.connect_timeout;
         let own = &self.addresses[me];
@@ -160,15 +198,18 @@ impl Cluster {
             .set_nonblocking(true)
             .map_err(|e| format!("cannot configure the listener on {own}: {e}"))?;
         let mut sockets: Vec<Option<TcpStream>> = (0..self.processes()).map(|_| None).collect();
+        let mut token = token;
         for (peer, socket) in sockets.iter_mut().enumerate().take(me) {
-            *socket = Some(self.dial(peer, deadline)?);
+            let (stream, theirs) = self.dial(peer, deadline)?;
+            *socket = Some(stream);
+            token = theirs;
         }
         while let Some(missing) = (me + 1..self.processes()).find(|&p| sockets[p].is_none()) {
             if Instant::now() >= deadline {
                 return Err(self.not_connected(missing));
             }
             match listener.accept() {
-                Ok((stream, from)) => match self.admit(stream) {
+                Ok((stream, from)) => match self.admit(stream, token) {
                     Ok((peer, stream)) if sockets[peer].is_none() => sockets[peer] = Some(stream),
                     Ok((peer, _)) => {
                         tracing::warn!(%from, peer, "a second connection from the same process; refused")
@@ -181,11 +222,12 @@ impl Cluster {
                 Err(e) => return Err(format!("accepting cluster connections on {own}: {e}")),
             }
         }
-        Ok(sockets)
+        Ok((sockets, token))
     }
 
-    /// Dials process `peer` until it answers the handshake or the deadline passes.
-    fn dial(&self, peer: usize, deadline: Instant) -> Result<TcpStream, String> {
+    /// Dials process `peer` until it answers the handshake (with its token)
+    /// or the deadline passes.
+    fn dial(&self, peer: usize, deadline: Instant) -> Result<(TcpStream, u64), String> {
         let address = &self.addresses[peer];
         let mut last = String::from("no attempt");
         while Instant::now() < deadline {
@@ -205,14 +247,18 @@ impl Cluster {
                 stream
                     .write_all(&self.hello(self.process))
                     .map_err(|e| e.to_string())?;
-                let mut answer = [0u8; 1];
+                let mut answer = [0u8; 9];
                 stream
-                    .read_exact(&mut answer)
+                    .read_exact(&mut answer[..1])
                     .map_err(|e| format!("no answer to the handshake: {e}"))?;
                 match answer[0] {
                     1 => {
+                        stream
+                            .read_exact(&mut answer[1..])
+                            .map_err(|e| format!("an incomplete answer to the handshake: {e}"))?;
                         stream.set_read_timeout(None).map_err(|e| e.to_string())?;
-                        Ok(stream)
+                        let token = u64::from_le_bytes(answer[1..].try_into().expect("8 bytes"));
+                        Ok((stream, token))
                     }
                     _ => Err("it refused the handshake (another cluster size or generation: a stale process?)".into()),
                 }
@@ -231,7 +277,7 @@ impl Cluster {
 
     /// Reads a dialling peer's handshake and answers it: the peer's index if
     /// it belongs to this cluster and generation.
-    fn admit(&self, mut stream: TcpStream) -> Result<(usize, TcpStream), String> {
+    fn admit(&self, mut stream: TcpStream, token: u64) -> Result<(usize, TcpStream), String> {
         stream
             .set_nonblocking(false)
             .and_then(|_| stream.set_nodelay(true))
@@ -243,16 +289,17 @@ impl Cluster {
             .map_err(|e| format!("incomplete handshake: {e}"))?;
         let peer = u64::from_le_bytes(hello[24..32].try_into().expect("8 bytes")) as usize;
         let valid = peer > self.process && peer < self.processes() && hello == self.hello(peer);
-        stream
-            .write_all(&[u8::from(valid)])
-            .map_err(|e| e.to_string())?;
         if !valid {
+            let _ = stream.write_all(&[0]);
             return Err(format!(
                 "handshake from a process of another cluster or generation (this is generation {} of {} processes)",
                 self.generation,
                 self.processes()
             ));
         }
+        let mut answer = [1u8; 9];
+        answer[1..].copy_from_slice(&token.to_le_bytes());
+        stream.write_all(&answer).map_err(|e| e.to_string())?;
         stream.set_read_timeout(None).map_err(|e| e.to_string())?;
         Ok((peer, stream))
     }

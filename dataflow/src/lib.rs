@@ -25,6 +25,7 @@ pub mod rows;
 pub mod run;
 pub mod settings;
 
+mod control;
 mod dedup;
 mod graph;
 mod lifetime;

@@ -10,6 +10,9 @@
 //! [`Source::durable`] (Kafka commits offsets there).
 
 use crate::bounded::{Pending, capture, take_before};
+use crate::cluster::Cluster;
+pub use crate::control::Relay;
+use crate::control::{Channel, Shared};
 use crate::input::Input;
 use crate::input::{Admission, Feeder};
 use crate::{Change, Settings, Time, graph};
@@ -17,13 +20,13 @@ use differential_dataflow::AsCollection;
 use shopflow_model::Event;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use timely::dataflow::operators::core::Exchange;
 
 /// How far a source vouches for event time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mark {
     /// Not started: holds every worker back (a partition with data not yet read).
     Hold,
@@ -130,19 +133,6 @@ pub fn combine(marks: &[Mark]) -> Option<i64> {
         .min()
 }
 
-/// State shared by the workers of one live run.
-struct Shared {
-    marks: Mutex<Vec<Mark>>,
-    durable: AtomicU64,
-    ended: AtomicBool,
-    sources_ended: AtomicUsize,
-    finished: AtomicBool,
-    counts: Mutex<IngestCounts>,
-    too_late: Mutex<Vec<Event>>,
-    /// A worker panicked: the others stop instead of waiting for it forever.
-    failed: AtomicBool,
-}
-
 /// Marks the run as failed if the worker holding it unwinds (a panic in a
 /// source or in `report`), so that the other workers stop.
 struct FailOnPanic(Arc<Shared>);
@@ -173,26 +163,47 @@ where
     S: Fn() -> bool + Send + Sync + 'static,
     R: FnMut(Progress) -> Time + Send + 'static,
 {
+    run_cluster(settings, workers, make_source, stop, report, None)
+}
+
+/// [`run_sources`] on this process's part of a [`Cluster`]: sources are made
+/// with global worker indexes, `report` runs on worker 0 of process 0 only,
+/// and `relay` (this process's) carries what the sinks there need from the
+/// other processes ([`Relay`]); a stop requested in any process stops all.
+pub fn run_cluster<M, S, R>(
+    settings: Settings,
+    shape: impl Into<Cluster>,
+    make_source: M,
+    stop: S,
+    report: R,
+    relay: Option<Box<dyn Relay>>,
+) -> Result<(), String>
+where
+    M: Fn(usize, usize) -> Box<dyn Source> + Send + Sync + 'static,
+    S: Fn() -> bool + Send + Sync + 'static,
+    R: FnMut(Progress) -> Time + Send + 'static,
+{
     let problems = settings.problems();
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
-    let workers = workers.max(1);
-    let shared = Arc::new(Shared {
-        marks: Mutex::new(vec![Mark::Hold; workers]),
-        durable: AtomicU64::new(0),
-        ended: AtomicBool::new(false),
-        sources_ended: AtomicUsize::new(0),
-        finished: AtomicBool::new(false),
-        counts: Mutex::default(),
-        too_late: Mutex::default(),
-        failed: AtomicBool::new(false),
-    });
+    let cluster: Cluster = shape.into();
+    let workers = cluster.workers;
+    let shared = Arc::new(Shared::new(
+        cluster.peers(),
+        workers,
+        cluster.processes(),
+        cluster.process,
+    ));
+    *shared.relay.lock().expect("relay") = relay;
     let report = Arc::new(Mutex::new(report));
     let shared_after = shared.clone();
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+    let guards = cluster.execute(move |worker| {
         let index = worker.index();
+        let peers = worker.peers();
+        let local_index = index % workers;
         let _fail_on_panic = FailOnPanic(shared.clone());
+        let mut channel = Channel::new(worker, workers);
         // Changes by time until their time completes (future-dated ones wait
         // here without being walked at every step).
         let local: Rc<RefCell<Pending>> = Rc::default();
@@ -203,13 +214,14 @@ where
             (inputs, capture(to_zero, sink))
         });
         let mut feeder = Feeder::new(inputs, settings.clone(), false);
-        let mut source = make_source(index, worker.peers());
+        let mut source = make_source(index, peers);
         let mut counts = IngestCounts::default();
         let mut too_late = Vec::new();
         let mut in_flight: std::collections::VecDeque<(Time, u64)> = Default::default();
         let mut reported: Time = 0;
         let mut durable_seen: Time = 0;
         let mut open = true;
+        let mut stop_sent = false;
         let mut last_log = std::time::Instant::now();
         let frontier = |probe: &timely::dataflow::ProbeHandle<Time>| {
             probe
@@ -217,6 +229,7 @@ where
                 .unwrap_or(Time::MAX)
         };
         loop {
+            channel.receive(&shared);
             let upto = frontier(&probe);
             while in_flight.front().is_some_and(|(t, _)| *t < upto) {
                 in_flight.pop_front();
@@ -235,16 +248,19 @@ where
                 batch_max = offer.batch_max;
                 if !open {
                     shared.sources_ended.fetch_add(1, Ordering::SeqCst);
+                    channel.source_ended();
                 }
             }
             let fed = counts.on_time + counts.late - before;
             {
-                let mut marks = shared.marks.lock().expect("marks");
-                marks[index] = if open {
+                let mark = if open {
                     source.mark()
                 } else {
                     Mark::Idle(None)
                 };
+                channel.mark(index, mark);
+                let mut marks = shared.marks.lock().expect("marks");
+                marks[index] = mark;
                 if index == 0 && last_log.elapsed() >= Duration::from_secs(5) {
                     tracing::debug!(marks = ?*marks, input_time = feeder.time(), "watermarks");
                     last_log = std::time::Instant::now();
@@ -255,6 +271,8 @@ where
                 }
             }
             feeder.flush();
+            shared.input_times.lock().expect("input times")[local_index] = feeder.time();
+            channel.relay(&shared);
             if fed > 0 {
                 // This poll's newest record, not the all-time newest: one
                 // far-future event must not keep every later record "in flight".
@@ -268,13 +286,13 @@ where
                     _ => in_flight.push_back((bound, fed)),
                 }
             }
-            {
+            if !channel.ingest(counts, &mut too_late) {
                 let mut total = shared.counts.lock().expect("counts");
                 total.on_time += counts.on_time;
                 total.late += counts.late;
                 total.too_late += counts.too_late;
-                counts = IngestCounts::default();
             }
+            counts = IngestCounts::default();
             if !too_late.is_empty() {
                 shared
                     .too_late
@@ -282,12 +300,14 @@ where
                     .expect("too late")
                     .append(&mut too_late);
             }
+            channel.flush();
             worker.step_or_park(Some(Duration::from_millis(if fed > 0 { 0 } else { 5 })));
             let upto = frontier(&probe);
             if index == 0 && upto > reported {
                 let progress = take_progress(&local, upto, &shared);
                 let durable = (report.lock().expect("report"))(progress);
                 shared.durable.fetch_max(durable, Ordering::SeqCst);
+                channel.durable(durable);
                 reported = upto;
             }
             let durable = shared.durable.load(Ordering::SeqCst);
@@ -295,12 +315,19 @@ where
                 source.durable(durable);
                 durable_seen = durable;
             }
+            if !stop_sent && stop() {
+                stop_sent = true;
+                shared.stop_requested.store(true, Ordering::SeqCst);
+                channel.stop();
+            }
             if index == 0 && !shared.ended.load(Ordering::SeqCst) {
-                let all_ended = shared.sources_ended.load(Ordering::SeqCst) == workers;
-                if stop() || all_ended {
+                let all_ended = shared.sources_ended.load(Ordering::SeqCst) == peers;
+                if shared.stop_requested.load(Ordering::SeqCst) || all_ended {
                     shared.ended.store(true, Ordering::SeqCst);
+                    channel.end();
                 }
             }
+            channel.flush();
             if shared.ended.load(Ordering::SeqCst) {
                 break;
             }
@@ -312,10 +339,15 @@ where
             source.close();
         }
         drop(feeder);
-        while !probe.done() {
+        // Everything this worker fed is in the relay collected from now on.
+        shared.input_times.lock().expect("input times")[local_index] = Time::MAX;
+        while !probe.done() || (index == 0 && shared.relayed() < Time::MAX) {
             if shared.failed.load(Ordering::SeqCst) {
                 return abandon(worker);
             }
+            channel.receive(&shared);
+            channel.relay(&shared);
+            channel.flush();
             worker.step_or_park(Some(Duration::from_millis(5)));
         }
         if index == 0 {
@@ -323,15 +355,21 @@ where
             let durable = (report.lock().expect("report"))(progress);
             shared.durable.store(durable, Ordering::SeqCst);
             shared.finished.store(true, Ordering::SeqCst);
+            channel.finished(durable);
+            channel.flush();
         } else {
             // Worker 0 reports the last changes: wait for their durability.
             while !shared.finished.load(Ordering::SeqCst) {
                 if shared.failed.load(Ordering::SeqCst) {
                     return abandon(worker);
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                channel.receive(&shared);
+                channel.relay(&shared);
+                channel.flush();
+                worker.step_or_park(Some(Duration::from_millis(5)));
             }
         }
+        channel.close();
         source.durable(shared.durable.load(Ordering::SeqCst));
     })?;
     for result in guards.join() {
@@ -356,6 +394,7 @@ fn take_progress(local: &Rc<RefCell<Pending>>, upto: Time, shared: &Shared) -> P
     differential_dataflow::consolidation::consolidate_updates(&mut done);
     Progress {
         upto,
+        relayed: shared.relayed(),
         changes: done,
         ingest: *shared.counts.lock().expect("counts"),
         too_late: std::mem::take(&mut *shared.too_late.lock().expect("too late")),
@@ -378,7 +417,7 @@ mod tests {
 }
 
 /// Counts of what a live run did with offered events.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IngestCounts {
     /// Applied at their own time.
     pub on_time: u64,
@@ -393,6 +432,10 @@ pub struct IngestCounts {
 pub struct Progress {
     /// Every time before this is complete.
     pub upto: Time,
+    /// In a cluster, every other process's sink state ([`Relay`]) covers the
+    /// records fed before this time: results may be committed only before
+    /// it. `Time::MAX` in a single process.
+    pub relayed: Time,
     /// The changes at completed times not reported before, consolidated.
     pub changes: Vec<Change>,
     /// Totals so far.

@@ -130,38 +130,48 @@ impl DataflowArgs {
     }
 }
 
-/// The timely cluster shape of `replay` (timely's `-n`, `-p`, `-h`; `--workers` is `-w`).
-#[derive(clap::Args, Debug, Clone)]
+/// The timely cluster shape (timely's `-n`, `-p`, `-h`; `--workers` is `-w`).
+/// Each flag falls back to its `SHOPFLOW_CLUSTER_*` variable, then (for
+/// `run` and `replay --from`) to the configuration's `[cluster]` section.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct ClusterArgs {
-    /// Processes in the cluster (timely's -n); each runs --workers threads.
-    #[arg(long, default_value_t = 1, env = "SHOPFLOW_CLUSTER_PROCESSES")]
-    processes: usize,
-    /// This process's index, 0 to --processes - 1 (timely's -p). Process 0 writes the results.
-    #[arg(long, default_value_t = 0, env = "SHOPFLOW_CLUSTER_PROCESS")]
-    process: usize,
+    /// Processes in the cluster (timely's -n; default 1); each runs --workers threads.
+    #[arg(long, env = "SHOPFLOW_CLUSTER_PROCESSES")]
+    processes: Option<usize>,
+    /// This process's index, 0 to --processes - 1 (timely's -p; default 0). Process 0 writes the results.
+    #[arg(long, env = "SHOPFLOW_CLUSTER_PROCESS")]
+    process: Option<usize>,
     /// File with one host:port per process, in process order (timely's -h); default 127.0.0.1:2101+i.
     #[arg(long, env = "SHOPFLOW_CLUSTER_HOSTFILE")]
     hostfile: Option<std::path::PathBuf>,
-    /// Generation of the cluster: processes connect only to peers of the same one (the supervisor raises it on every restart).
-    #[arg(long, default_value_t = 0, env = "SHOPFLOW_CLUSTER_GENERATION")]
-    generation: u64,
-    /// How long the processes may take to connect to each other before the start fails.
-    #[arg(long, default_value = "60s", value_parser = parse_duration_ms, env = "SHOPFLOW_CLUSTER_CONNECT_TIMEOUT")]
-    connect_timeout: i64,
+    /// Generation of the cluster: processes connect only to peers of the same one (the supervisor raises it on every restart; default 0).
+    #[arg(long, env = "SHOPFLOW_CLUSTER_GENERATION")]
+    generation: Option<u64>,
+    /// How long the processes may take to connect to each other before the start fails (default 60s).
+    #[arg(long, value_parser = parse_duration_ms, env = "SHOPFLOW_CLUSTER_CONNECT_TIMEOUT_MS")]
+    connect_timeout: Option<i64>,
 }
 
 impl ClusterArgs {
-    /// The cluster with `workers` threads in each process.
-    pub fn cluster(&self, workers: usize) -> anyhow::Result<shopflow_dataflow::Cluster> {
+    /// The cluster with `workers` threads in each process: these flags over `base`.
+    pub fn cluster(
+        &self,
+        workers: usize,
+        base: &crate::config::ClusterConfig,
+    ) -> anyhow::Result<shopflow_dataflow::Cluster> {
+        let hostfile = self.hostfile.clone().or_else(|| base.hostfile.clone());
         let mut c = shopflow_dataflow::Cluster::new(
             workers,
-            self.processes,
-            self.process,
-            self.hostfile.as_deref(),
+            self.processes.unwrap_or(base.processes),
+            self.process.unwrap_or(base.process),
+            hostfile.as_deref(),
         )
         .map_err(|e| anyhow::anyhow!(e))?;
-        c.generation = self.generation;
-        c.connect_timeout = std::time::Duration::from_millis(self.connect_timeout.max(0) as u64);
+        c.generation = self.generation.unwrap_or(base.generation);
+        let timeout = self
+            .connect_timeout
+            .map_or(base.connect_timeout_ms, |t| t.max(0) as u64);
+        c.connect_timeout = std::time::Duration::from_millis(timeout);
         Ok(c)
     }
 }

@@ -65,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let began = Instant::now();
     let settings = args.dataflow.settings()?;
-    let cluster = args.cluster.cluster(args.workers)?;
+    let cluster = args.cluster.cluster(args.workers, &Default::default())?;
     let plan = Arc::new(Plan::scan(&input, &settings).map_err(|e| anyhow::anyhow!(e))?);
     let total = plan.lines();
     tracing::info!(input = %input.display(), lines = total, workers = args.workers, processes = cluster.processes(), process = cluster.process, "replaying");
@@ -175,12 +175,13 @@ fn from_lake(args: Args) -> anyhow::Result<()> {
         !config.lake.url.is_empty(),
         "no lake to replay from: pass --lake s3://bucket/prefix (or a directory), or set lake.url"
     );
+    let cluster = args.cluster.cluster(args.workers, &config.cluster)?;
     super::replay_lake::run(super::replay_lake::Plan {
         config,
         from: args.from.expect("clap requires --from"),
         to: args.to.expect("clap requires --to"),
         output_csv: args.output_csv,
-        cluster: args.cluster.cluster(args.workers)?,
+        cluster,
         settings: args.dataflow.settings()?,
         curated: !args.no_curated,
     })

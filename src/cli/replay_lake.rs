@@ -174,10 +174,9 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
         let t = Instant::now();
         // Each day is its own run: its own generation, so that a process
         // still on another day never joins it.
-        let cluster = Cluster {
-            generation: plan.cluster.generation ^ (day.start().0 as u64).rotate_left(20),
-            ..plan.cluster.clone()
-        };
+        let cluster = plan
+            .cluster
+            .generation(plan.cluster.generation ^ (day.start().0 as u64).rotate_left(20));
         let rows = day_rows(&plan.settings, cluster, day, streams)?;
         totals.dataflow_s += t.elapsed().as_secs_f64();
         let t = Instant::now();

@@ -17,12 +17,13 @@ use shopflow_connectors::fx_poller::FxPoller;
 use shopflow_connectors::kafka::dead_letters::DeadLetters;
 use shopflow_connectors::kafka::producer::{Producer, TopicPublisher};
 use shopflow_connectors::kafka::recovery::Recovery;
+use shopflow_connectors::kafka::relay::SinkRelay;
 use shopflow_connectors::kafka::source::{KafkaSource, Wiring, assignment, partition_counts};
 use shopflow_connectors::kafka::topics;
 use shopflow_connectors::lake::Lake;
 use shopflow_connectors::lake::writer::{Completion, RawWriter};
 use shopflow_connectors::metrics::Metrics;
-use shopflow_dataflow::live::{NoSource, Source, run_sources};
+use shopflow_dataflow::live::{NoSource, Relay, Source, run_cluster};
 use shopflow_dataflow::run::Progress;
 use shopflow_dataflow::{Tables, Time};
 use shopflow_model::{EventKind, Timestamp};
@@ -40,6 +41,11 @@ pub struct Args {
     /// TOML configuration file (optional: the defaults suit deploy/local).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Worker threads per process (overrides dataflow.workers).
+    #[arg(long)]
+    workers: Option<usize>,
+    #[command(flatten)]
+    cluster: super::ClusterArgs,
 }
 
 /// Arguments of `topics`.
@@ -90,14 +96,44 @@ pub fn topics(args: TopicsArgs) -> anyhow::Result<()> {
 
 /// Runs `run`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = load(args.config.as_deref())?;
+    let mut config = load(args.config.as_deref())?;
+    if let Some(w) = args.workers {
+        anyhow::ensure!(w > 0, "--workers must be at least 1");
+        config.workers = w;
+    }
+    let mut cluster = args.cluster.cluster(config.workers, &config.cluster)?;
+    let leader = cluster.is_leader();
+    if !leader {
+        // The dashboard, the console and the FX poller are process 0's.
+        config.dashboard_listen = None;
+        config.console = false;
+        config.fx.url.clear();
+        config.output_csv = None;
+    }
     let shutdown = Shutdown::install()?;
     let rt = runtime()?;
     let metrics = Arc::new(Metrics::default());
-    let created = topics::create(&config.kafka).map_err(|e| anyhow!(e))?;
-    for (name, outcome) in &created {
-        if *outcome == topics::Outcome::Created {
-            tracing::info!(topic = %name, "created topic");
+    if leader {
+        let created = topics::create(&config.kafka).map_err(|e| anyhow!(e))?;
+        for (name, outcome) in &created {
+            if *outcome == topics::Outcome::Created {
+                tracing::info!(topic = %name, "created topic");
+            }
+        }
+    }
+    if cluster.processes() > 1 {
+        // Connect before reading where to resume: every process of this
+        // generation is up, so no process of the last one still commits.
+        // They share process 0's run start, which marks their raw files.
+        let mine = if leader {
+            shopflow_connectors::lake::writer::run_started() as u64
+        } else {
+            0
+        };
+        tracing::info!(process = cluster.process, processes = cluster.processes(), peers = ?cluster.addresses, "connecting to the cluster");
+        let token = cluster.connect(mine).map_err(|e| anyhow!(e))?;
+        if !leader {
+            shopflow_connectors::lake::writer::set_run_started(token as i64);
         }
     }
     if let Some(addr) = config.metrics_listen {
@@ -120,9 +156,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dead = Arc::new(dead);
     let exit_when_idle =
         (config.exit_when_idle_ms > 0).then(|| Duration::from_millis(config.exit_when_idle_ms));
+    let peers = cluster.peers();
+    let first = cluster.process * cluster.workers;
+    let mine = first..first + cluster.workers;
+    if lake.is_some() {
+        // Commits and _SUCCESS markers wait for every worker that writes
+        // raw files, in every process (the others' reach us by the relay).
+        for index in (0..peers).filter(|i| !mine.contains(i)) {
+            if !assignment(&counts, index, peers).is_empty() {
+                completion.register(index);
+            }
+        }
+    }
     let mut sources: Vec<Option<Box<dyn Source + Send>>> = Vec::new();
-    for index in 0..config.workers {
-        let parts = assignment(&counts, index, config.workers);
+    for index in mine.clone() {
+        let parts = assignment(&counts, index, peers);
         let source: Box<dyn Source + Send> = if parts.is_empty() {
             Box::new(NoSource)
         } else {
@@ -171,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stop = shutdown.clone();
     let failed: Arc<Mutex<Option<String>>> = Arc::default();
     let mut last_durable = 0;
-    let mut writer = sink.map(|s| Writer {
+    let mut writer = sink.filter(|_| leader).map(|s| Writer {
         sink: s,
         dead: dead.clone(),
         positions: positions.clone().expect("positions go with the sink"),
@@ -185,15 +233,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
     });
+    let relay = (cluster.processes() > 1).then(|| {
+        Box::new(SinkRelay::new(
+            leader,
+            mine.clone(),
+            positions.clone(),
+            completion.clone(),
+            dead.clone(),
+        )) as Box<dyn Relay>
+    });
     let settings = config.dataflow.clone();
     let dataflow = std::thread::Builder::new()
         .name("dataflow".into())
         .spawn(move || {
-            run_sources(
+            run_cluster(
                 settings,
-                config.workers,
+                cluster,
                 move |index, _| {
-                    let source = sources.lock().expect("sources")[index].take();
+                    let source = sources.lock().expect("sources")[index - first].take();
                     match source {
                         Some(s) => s as Box<dyn Source>,
                         None => Box::new(NoSource),
@@ -231,10 +288,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     // CSV tables) is durable; with one, its commit is.
                     durable
                 },
+                relay,
             )
         })?;
     tracing::info!(workers = config.workers, brokers = %config.kafka.brokers, "running; Ctrl-C to stop");
-    let mut curator = lake.as_ref().map(|l| {
+    let mut curator = lake.as_ref().filter(|_| leader).map(|l| {
         super::curate::Curator::new(
             l.clone(),
             completion.clone(),

@@ -126,10 +126,13 @@ impl Writer {
             .extend(progress.changes.iter().filter(|c| c.1 >= floor).cloned());
         // With a lake, results are committed only up to where every message
         // that entered before is in the lake: what crash recovery rebuilds from.
+        // In a cluster, also only up to where the other processes' positions
+        // and dead letters are in (`Progress::relayed`).
         let upto = match &self.completion {
             Some(c) => progress.upto.min(c.complete()),
             None => progress.upto,
-        };
+        }
+        .min(progress.relayed);
         if upto < Time::MAX && (self.last_commit.elapsed() < self.interval || upto <= self.durable)
         {
             return self.durable; // coalesced into the next commit

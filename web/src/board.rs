@@ -387,6 +387,7 @@ mod tests {
     fn step(upto: Time, changes: Vec<(Row, isize)>) -> Progress {
         Progress {
             upto,
+            relayed: Time::MAX,
             changes: changes.into_iter().map(|(r, d)| (r, upto - 1, d)).collect(),
             ingest: IngestCounts::default(),
             too_late: Vec::new(),

@@ -29,7 +29,7 @@ pub struct Origin<'a> {
 }
 
 /// A dead letter as the warehouse keeps it (`dq_dead_letters`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     /// Source topic.
     pub topic: String,
@@ -91,6 +91,14 @@ impl DeadLetters {
             .as_ref()
             .map(|p| std::mem::take(&mut *p.lock().expect("dead letters")))
             .unwrap_or_default()
+    }
+
+    /// Keeps dead letters another process of the cluster stored, for this
+    /// process's warehouse sink.
+    pub fn keep_all(&self, mut letters: Vec<DeadLetter>) {
+        if let Some(p) = &self.pending {
+            p.lock().expect("dead letters").append(&mut letters);
+        }
     }
 
     /// Records one rejected message and counts it.

@@ -3,6 +3,7 @@
 pub mod dead_letters;
 pub mod producer;
 pub mod recovery;
+pub mod relay;
 pub mod source;
 pub mod startup;
 pub mod topics;

@@ -42,6 +42,23 @@ impl Completion {
         self.flushed.lock().expect("flushed").insert(worker, (0, 0));
     }
 
+    /// What the workers in `workers` reported: (worker, flushed, input time).
+    pub fn snapshot(&self, workers: std::ops::Range<usize>) -> Vec<(usize, u64, u64)> {
+        self.flushed
+            .lock()
+            .expect("flushed")
+            .range(workers)
+            .map(|(&w, &(f, i))| (w, f, i))
+            .collect()
+    }
+
+    /// Takes in what the workers of another process reported ([`Completion::snapshot`]).
+    pub fn merge(&self, reports: &[(usize, u64, u64)]) {
+        for &(worker, flushed, input_time) in reports {
+            self.report(worker, flushed, input_time);
+        }
+    }
+
     fn report(&self, worker: usize, flushed: u64, input_time: u64) {
         let mut map = self.flushed.lock().expect("flushed");
         let e = map.entry(worker).or_insert((0, 0));
@@ -113,11 +130,19 @@ impl Completion {
     }
 }
 
+static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+
+/// Sets the run's start time before anything reads it: the processes of a
+/// cluster share process 0's, so that crash recovery treats the raw files
+/// they all wrote as one run's. False if it was read or set already.
+pub fn set_run_started(ms: i64) -> bool {
+    STARTED.set(ms).is_ok()
+}
+
 /// When this process's run started (ms since the epoch): the first call's
 /// time, written into every raw file it writes and recorded with its
 /// commits in `pipeline_runs`.
 pub fn run_started() -> i64 {
-    static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     *STARTED.get_or_init(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

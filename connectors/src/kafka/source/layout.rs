@@ -37,6 +37,33 @@ pub fn take_positions(positions: &Positions, upto: Time) -> Vec<(String, i32, i6
     out
 }
 
+/// Takes every entry of `positions` (a process of a cluster hands them to
+/// process 0's sink): (topic, partition, bound, next offset).
+pub fn drain_positions(positions: &Positions) -> Vec<(String, i32, Time, i64)> {
+    let mut map = positions.lock().expect("positions");
+    let mut out = Vec::new();
+    for ((topic, partition), queue) in map.iter_mut() {
+        out.extend(
+            queue
+                .drain(..)
+                .map(|(b, n)| (topic.clone(), *partition, b, n)),
+        );
+    }
+    out
+}
+
+/// Adds entries taken by [`drain_positions`] in another process.
+pub fn push_positions(positions: &Positions, entries: Vec<(String, i32, Time, i64)>) {
+    let mut map = positions.lock().expect("positions");
+    for (topic, partition, bound, next) in entries {
+        let queue = map.entry((topic, partition)).or_default();
+        match queue.back_mut() {
+            Some((b, n)) if *b == bound => *n = next,
+            _ => queue.push_back((bound, next)),
+        }
+    }
+}
+
 /// The partitions worker `index` of `peers` owns, given each topic's
 /// partition count (in [`EventKind::ALL`] order).
 pub fn assignment(

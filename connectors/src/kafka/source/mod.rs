@@ -42,7 +42,9 @@
 mod lake;
 mod layout;
 
-pub use layout::{Positions, assignment, partition_counts, take_positions};
+pub use layout::{
+    Positions, assignment, drain_positions, partition_counts, push_positions, take_positions,
+};
 
 use super::dead_letters::{DeadLetters, Origin};
 use super::startup::committed;
