@@ -10,10 +10,10 @@ PYTEST := $(VENV)/bin/pytest
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/shopflow
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/shopflow
 
-.PHONY: test setup lint unit schema replay browser stack kafka monitoring airflow bench bench-kafka bench-ws bench-lake bench-race demo clean-cache
+.PHONY: test setup lint unit schema replay browser stack kafka monitoring ops airflow bench bench-kafka bench-ws bench-lake bench-race demo clean-cache
 
 ## Run every check: format, lints, Rust tests, schema agreement, replay vs recomputation.
-test: setup monitoring lint unit schema replay browser stack airflow kafka
+test: setup monitoring ops lint unit schema replay browser stack airflow kafka
 	@echo "make test: all checks passed"
 
 ## Install what the tests need (idempotent, cached under $(CACHE)).
@@ -50,6 +50,13 @@ browser:
 ## The live alert test is tests/kafka/test_monitoring.py (in `make kafka`).
 monitoring: setup
 	$(PYTEST) -q -p no:cacheprovider tests/monitoring
+
+## Offline checks of the container, compose, Kubernetes and CI files (seconds, no Docker
+## engine): hadolint, the compose-spec schema, kubeconform with local schemas, actionlint,
+## each shown failing on a broken copy, and the names the files must agree on (docs/deploy.md).
+ops: setup
+	scripts/ops-check-setup.sh
+	$(PYTEST) -q -p no:cacheprovider tests/ops
 
 ## The local stack scripts (deploy/local/) install, start and stop Kafka, PostgreSQL and S3.
 stack:
