@@ -28,10 +28,6 @@ K8S_SCHEMAS = CACHE / "k8s-schemas/v1.33.0-local-strict"
 
 TIMELY_PORT = 2101
 METRICS_PORT = 9464
-# The cluster settings being added in parallel (issue 16); docs/configuration.md
-# will list them, until then they are allowed here by name.
-CLUSTER_KEYS = {"cluster.processes", "cluster.process", "cluster.hostfile"}
-CLUSTER_VARS = {"SHOPFLOW_CLUSTER_PROCESSES", "SHOPFLOW_CLUSTER_PROCESS", "SHOPFLOW_CLUSTER_HOSTFILE"}
 
 
 def tool(name):

@@ -7,7 +7,7 @@ key or SHOPFLOW_* variable stops `shopflow run` at start-up."""
 import re
 import tomllib
 
-from opsfiles import (COMPOSE_DIR, CLUSTER_KEYS, CLUSTER_VARS, DOCKERFILE, METRICS_PORT, TIMELY_PORT, compose,
+from opsfiles import (COMPOSE_DIR, DOCKERFILE, METRICS_PORT, TIMELY_PORT, compose,
                       compose_env, containers, documented_keys, documented_vars, k8s, k8s_objects, runs_pipeline,
                       toml_keys)
 
@@ -184,7 +184,7 @@ def shopflow_variables():
 
 
 def test_every_shopflow_variable_is_one_shopflow_knows():
-    unknown = shopflow_variables() - documented_vars() - CLUSTER_VARS
+    unknown = shopflow_variables() - documented_vars()
     assert unknown == set(), f"not in docs/configuration.md: {sorted(unknown)}"
 
 
@@ -192,5 +192,5 @@ def test_every_config_key_is_one_shopflow_knows():
     files = {"deploy/compose/shopflow.toml": (COMPOSE_DIR / "shopflow.toml").read_text(),
              "deploy/k8s ConfigMap": k8s("ConfigMap")["data"]["shopflow.toml"]}
     for where, text in files.items():
-        unknown = toml_keys(text) - documented_keys() - CLUSTER_KEYS
+        unknown = toml_keys(text) - documented_keys()
         assert unknown == set(), f"{where}: not in docs/configuration.md: {sorted(unknown)}"
