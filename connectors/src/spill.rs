@@ -51,10 +51,33 @@ pub struct SpillTables {
     spilled: BTreeMap<Table, u64>,
 }
 
+/// The name of a replay's private directory, before its process id.
+const SPILL_PREFIX: &str = ".shopflow-spill-";
+
+/// Removes spill directories in `parent` whose process no longer runs.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(SPILL_PREFIX) else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid).exists();
+        if !alive && pid.parse::<u32>().is_ok() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl SpillTables {
-    /// Empty tables; runs go to a private directory inside `parent`.
+    /// Empty tables; runs go to a private directory inside `parent`. The
+    /// directories left there by replays that were killed (their process is
+    /// gone) are removed first.
     pub fn new(settings: Settings, parent: &Path) -> std::io::Result<SpillTables> {
-        let dir = parent.join(format!(".shopflow-spill-{}", std::process::id()));
+        remove_stale(parent);
+        let dir = parent.join(format!("{SPILL_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         Ok(SpillTables {
             tables: Tables::new(settings.clone()),

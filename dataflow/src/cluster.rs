@@ -149,6 +149,7 @@ impl Cluster {
         if self.processes() == 1 {
             return timely::execute(timely::Config::process(self.workers), func);
         }
+        exit_when_a_peer_is_lost();
         let ready = self
             .connected
             .as_ref()
@@ -326,6 +327,30 @@ impl Cluster {
         )
     }
 }
+
+/// Makes the process exit (status 75) when a network thread of the cluster
+/// fails: a timely cluster cannot go on without one of its processes, and
+/// its workers would otherwise wait forever. A supervisor then restarts the
+/// whole cluster, which recovers from the lake and the warehouse.
+fn exit_when_a_peer_is_lost() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let network = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("timely:send") || n.starts_with("timely:recv"));
+            if network {
+                tracing::error!(%info, "lost the connection to another process of the cluster: exiting so that the whole cluster restarts (docs/cluster.md)");
+                std::process::exit(EXIT_PEER_LOST);
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// The exit status of a process that lost a peer.
+pub const EXIT_PEER_LOST: i32 = 75;
 
 /// The first `processes` addresses of a hostfile.
 fn read_hostfile(path: &Path, processes: usize) -> Result<Vec<String>, String> {

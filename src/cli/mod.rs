@@ -10,6 +10,7 @@ mod produce;
 mod replay;
 mod replay_lake;
 mod run;
+mod supervise;
 mod validate;
 mod warehouse;
 
@@ -48,6 +49,8 @@ enum Command {
     Topics(run::TopicsArgs),
     /// Create or upgrade the warehouse schema in PostgreSQL (idempotent).
     Migrate(warehouse::MigrateArgs),
+    /// Launch the processes of a timely cluster running `run` or `replay`, and restart them together when one fails.
+    Supervise(supervise::Args),
 }
 
 /// Runs the parsed command.
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Topics(args) => run::topics(args),
         Command::Migrate(args) => warehouse::migrate(args),
+        Command::Supervise(args) => supervise::run(args),
     }
 }
 

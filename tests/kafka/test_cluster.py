@@ -7,19 +7,25 @@
   table by table, dead letters included.
 - A wrong hostfile, an unreachable peer or a stale generation fails within
   the connect deadline, naming the peer and what to check.
+- Under `shopflow supervise`, SIGKILL of one process (after a commit, at a
+  random moment), three times: the supervisor restarts the whole cluster each
+  time, and the final warehouse equals an uninterrupted run.
 """
 
 import filecmp
+import os
+import random
+import signal
 import socket
 import subprocess
 import time
 
 import psycopg
 
-from kafka_util import sf
+from kafka_util import sf, wait_for
 from lake_util import lake_env
 from test_kafka_pipeline import FAULTS
-from test_warehouse import EXPORTS, db_rows, integrity
+from test_warehouse import EXPORTS, assert_warehouse_equals, db_rows, integrity
 
 
 def free_ports(n):
@@ -152,3 +158,73 @@ def test_a_two_process_run_equals_a_single_process_run(broker, postgres, s3, sho
             cur.execute("SELECT count(*) FROM k1.pipeline_progress")
             assert cur.fetchone()[0] >= 12, "every partition's position is recorded"
     assert "cluster connected" in logs[1].read_text()
+
+
+def children_of(pid):
+    """{process index: pid} of the shopflow processes `pid` started."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            args = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"--process" in args:
+            out[int(args[args.index(b"--process") + 1])] = int(entry)
+    return out
+
+
+def last_commit(postgres, schema):
+    with psycopg.connect(postgres, autocommit=True) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(f"SELECT max(updated_at) FROM {schema}.pipeline_progress")
+        except psycopg.errors.UndefinedTable:
+            return None
+        return cur.fetchone()[0]
+
+
+def test_the_supervisor_restarts_the_whole_cluster_after_each_kill(broker, postgres, s3, shopflow,
+                                                                    tmp_path):
+    prefix, schema = "k2.", "k2"
+    env = lake_env(broker, prefix, s3, run_exit_when_idle_ms=2500, warehouse_url=postgres,
+                   warehouse_schema=schema, warehouse_commit_interval_ms=0, kafka_batch=200,
+                   lake_flush_ms=300)
+    sf(shopflow, ["topics", "create"], env)
+    sf(shopflow, ["generate", "--seed", "65", "--events", "60000", *FAULTS, "--out-dir",
+                  tmp_path / "gen", "--kafka", broker.brokers, "--topic-prefix", prefix], env)
+    rng = random.Random(65)
+    log = tmp_path / "supervise.log"
+    with open(log, "wb") as err:
+        sup = subprocess.Popen([shopflow, "supervise", "--processes", "2", "--base-port",
+                                str(free_ports(1)[0]), "--backoff", "200ms", "--", "run",
+                                "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        seen = None
+        for kill in range(3):
+            # Each kill lands after a commit of the current generation, so
+            # every restart has committed state to recover.
+            wait_for(lambda: last_commit(postgres, schema) not in (None, seen),
+                     f"a commit before kill {kill + 1}", timeout=180, every=0.05)
+            time.sleep(rng.uniform(0.0, 1.0))
+            victims = children_of(sup.pid)
+            assert sup.poll() is None and len(victims) == 2, \
+                f"the run ended before kill {kill + 1}: use more data"
+            os.kill(victims[rng.choice([0, 1])], signal.SIGKILL)
+            wait_for(lambda: set(children_of(sup.pid).values()).isdisjoint(victims.values())
+                     and len(children_of(sup.pid)) == 2, "a new generation", timeout=120)
+            # The old generation is gone: the next commit is the new one's.
+            seen = last_commit(postgres, schema)
+        assert sup.wait(600) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    text = log.read_text(errors="replace")
+    assert text.count("a process failed: the whole cluster restarts") == 3, text[-3000:]
+    assert text.count("state recovered from the lake") >= 6, "both processes of every restart"
+    sf(shopflow, ["replay", "--input", tmp_path / "gen", "--output-csv", tmp_path / "replay"], env)
+    with psycopg.connect(postgres) as conn:
+        assert_warehouse_equals(conn, schema, tmp_path / "replay")
+        integrity(conn, schema)
