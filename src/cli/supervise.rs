@@ -42,6 +42,11 @@ pub struct Args {
     /// First port of a hostfile written for this machine.
     #[arg(long, default_value_t = 2101)]
     base_port: u16,
+    /// On one machine, process i of `run` serves /metrics and /healthz on
+    /// 127.0.0.1:(this + i), so the processes do not collide (0: leave
+    /// metrics.listen as configured).
+    #[arg(long, default_value_t = 9464)]
+    metrics_port: u16,
     /// Generation of a cluster spread over hosts (all hosts must agree);
     /// on one machine every restart takes a new one by itself.
     #[arg(long, default_value_t = 0)]
@@ -114,7 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(generation, processes = ?local, hostfile = %hostfile.display(), "starting the cluster");
         let mut children = Vec::new();
         for &i in &local {
-            let child = spawn(&exe, &args, i, &hostfile, generation)
+            let metrics = (whole && args.metrics_port != 0 && args.command[0] == "run")
+                .then(|| format!("127.0.0.1:{}", usize::from(args.metrics_port) + i));
+            let child = spawn(&exe, &args, i, &hostfile, generation, metrics)
                 .with_context(|| format!("cannot start process {i}"))?;
             children.push((i, child));
         }
@@ -175,8 +182,12 @@ fn spawn(
     process: usize,
     hostfile: &std::path::Path,
     generation: u64,
+    metrics: Option<String>,
 ) -> std::io::Result<Child> {
     let mut command = Command::new(exe);
+    if let Some(listen) = metrics {
+        command.env("SHOPFLOW_METRICS_LISTEN", listen);
+    }
     command
         .args(&args.command)
         .arg("--processes")

@@ -7,7 +7,7 @@
   table by table, dead letters included.
 - A wrong hostfile, an unreachable peer or a stale generation fails within
   the connect deadline, naming the peer and what to check.
-- Under `shopflow supervise`, SIGKILL of one process (after a commit, at a
+- Under the launcher (`deploy/cluster/launch.sh`, `shopflow supervise`), SIGKILL of one process (after a commit, at a
   random moment), three times: the supervisor restarts the whole cluster each
   time, and the final warehouse equals an uninterrupted run.
 """
@@ -19,10 +19,11 @@ import signal
 import socket
 import subprocess
 import time
+from urllib.request import urlopen
 
 import psycopg
 
-from kafka_util import sf, wait_for
+from kafka_util import ROOT, sf, wait_for
 from lake_util import lake_env
 from test_kafka_pipeline import FAULTS
 from test_warehouse import EXPORTS, assert_warehouse_equals, db_rows, integrity
@@ -198,9 +199,12 @@ def test_the_supervisor_restarts_the_whole_cluster_after_each_kill(broker, postg
     rng = random.Random(65)
     log = tmp_path / "supervise.log"
     with open(log, "wb") as err:
-        sup = subprocess.Popen([shopflow, "supervise", "--processes", "2", "--base-port",
-                                str(free_ports(1)[0]), "--backoff", "200ms", "--", "run",
-                                "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+        # Through the launcher script, as an operator starts it.
+        metrics = free_ports(1)[0]
+        sup = subprocess.Popen([ROOT / "deploy/cluster/launch.sh", "-n", "2", "-w", "1", "-h",
+                                hostfile(tmp_path / "hosts", 2), "-m", str(metrics), "--", "run"],
+                               env=dict(env, SHOPFLOW_BIN=shopflow), stdout=subprocess.DEVNULL,
+                               stderr=err)
     try:
         seen = None
         for kill in range(3):
@@ -208,6 +212,12 @@ def test_the_supervisor_restarts_the_whole_cluster_after_each_kill(broker, postg
             # every restart has committed state to recover.
             wait_for(lambda: last_commit(postgres, schema) not in (None, seen),
                      f"a commit before kill {kill + 1}", timeout=180, every=0.05)
+            if kill == 0:
+                # Every process serves its own /metrics and /healthz.
+                for port in (metrics, metrics + 1):
+                    assert urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read() == b"ok\n"
+                    text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+                    assert b"shopflow_messages_total{" in text, f"port {port}"
             time.sleep(rng.uniform(0.0, 1.0))
             victims = children_of(sup.pid)
             assert sup.poll() is None and len(victims) == 2, \
