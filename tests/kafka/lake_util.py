@@ -7,6 +7,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -24,6 +25,16 @@ def lake_env(broker, prefix, s3, endpoint=None, **extra):
     env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
                AWS_EC2_METADATA_DISABLED="true")
     return env
+
+
+def last_commit(postgres, schema):
+    """The newest `pipeline_progress` update (None before the first commit)."""
+    with psycopg.connect(postgres, autocommit=True) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(f"SELECT max(updated_at) FROM {schema}.pipeline_progress")
+        except psycopg.errors.UndefinedTable:
+            return None
+        return cur.fetchone()[0]
 
 
 def filesystem(s3):

@@ -24,7 +24,7 @@ from urllib.request import urlopen
 import psycopg
 
 from kafka_util import ROOT, sf, wait_for
-from lake_util import lake_env
+from lake_util import lake_env, last_commit
 from test_kafka_pipeline import FAULTS
 from test_warehouse import EXPORTS, assert_warehouse_equals, db_rows, integrity
 
@@ -176,15 +176,6 @@ def children_of(pid):
         if ppid == pid and b"--process" in args:
             out[int(args[args.index(b"--process") + 1])] = int(entry)
     return out
-
-
-def last_commit(postgres, schema):
-    with psycopg.connect(postgres, autocommit=True) as conn, conn.cursor() as cur:
-        try:
-            cur.execute(f"SELECT max(updated_at) FROM {schema}.pipeline_progress")
-        except psycopg.errors.UndefinedTable:
-            return None
-        return cur.fetchone()[0]
 
 
 def test_the_supervisor_restarts_the_whole_cluster_after_each_kill(broker, postgres, s3, shopflow,

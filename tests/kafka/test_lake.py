@@ -5,8 +5,10 @@
   and `_SUCCESS` on the hours the watermark has passed.
 - `shopflow replay --from D --to D` gives the live run's rows for day D; run
   again on the live warehouse it changes nothing.
-- The kill test: `shopflow run` SIGKILLed at random moments (5 times) and
-  restarted each time ends with the warehouse of an uninterrupted run.
+- The kill test: `shopflow run` SIGKILLed 5 times, each at a random moment
+  after its first commit or its first raw-file flush (so every kill tests
+  what it means to, on any machine), and restarted each time, ends with the
+  warehouse of an uninterrupted run.
 - An S3 endpoint that drops connections and stalls mid-write: retried with
   backoff, no partial and no duplicate object.
 """
@@ -26,8 +28,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from kafka_util import TOPICS, produce_lines, sf
-from lake_util import EVENT_TOPICS, FlakyS3, filesystem, lake_env, raw_dataset, raw_files
+from kafka_util import TOPICS, produce_lines, sf, wait_for
+from lake_util import (EVENT_TOPICS, FlakyS3, filesystem, lake_env, last_commit, raw_dataset,
+                       raw_files)
 from shopflow_cli import read_lines
 from test_kafka_pipeline import FAULTS
 from test_warehouse import EXPORTS, assert_warehouse_equals, db_rows, integrity
@@ -187,10 +190,25 @@ def test_sigkill_at_random_moments_ends_as_an_uninterrupted_run(broker, postgres
     kills, recovered = 0, 0
     for _ in range(12):
         log = tmp_path / f"run-{kills}.log"
+        committed = last_commit(postgres, schema)
+        flushed = len(all_raw_files(s3, prefix))
         with open(log, "wb") as err:
             proc = subprocess.Popen([shopflow, "run"], env=env, stdout=subprocess.DEVNULL,
                                     stderr=err)
-            time.sleep(rng.uniform(2.0, 5.0))
+            # Each kill lands after the phase it tests, however fast or slow
+            # the machine: alternately after this run's first commit, and
+            # after its first raw-file flush; then at a random moment.
+            if kills % 2 == 0:
+                phase = lambda: last_commit(postgres, schema) not in (None, committed)
+            else:
+                phase = lambda: len(all_raw_files(s3, prefix)) > flushed
+            try:
+                wait_for(lambda: phase() or proc.poll() is not None,
+                         f"a commit or a flush of run {kills + 1}", timeout=180, every=0.05)
+            except AssertionError:
+                proc.kill()
+                raise
+            time.sleep(rng.uniform(0.0, 1.5))
             if proc.poll() is not None:
                 break
             proc.send_signal(signal.SIGKILL)
@@ -201,6 +219,8 @@ def test_sigkill_at_random_moments_ends_as_an_uninterrupted_run(broker, postgres
             break
     assert kills >= 5, f"only {kills} kills before the run finished: use more data"
     assert recovered >= 3, "restarts must rebuild their state from the lake"
+    # Every run after the first started from committed state.
+    assert recovered == kills - 1, f"{recovered} of {kills - 1} restarts recovered from the lake"
     final = sf(shopflow, ["run"], env)
     assert "state recovered from the lake" in final.stderr.decode()
     sf(shopflow, ["replay", "--input", tmp_path / "gen", "--output-csv", tmp_path / "replay"], env)
@@ -209,6 +229,10 @@ def test_sigkill_at_random_moments_ends_as_an_uninterrupted_run(broker, postgres
         # (test_warehouse.py shows an uninterrupted run equals replay).
         assert_warehouse_equals(conn, schema, tmp_path / "replay")
         integrity(conn, schema)
+
+
+def all_raw_files(s3, prefix):
+    return [f for topic in TOPICS for f in raw_files(s3, prefix, topic)]
 
 
 def event_time(line):
