@@ -10,6 +10,8 @@
 - Under the launcher (`deploy/cluster/launch.sh`, `shopflow supervise`), SIGKILL of one process (after a commit, at a
   random moment), three times: the supervisor restarts the whole cluster each
   time, and the final warehouse equals an uninterrupted run.
+- SIGTERM to the supervisor drains every process (exit 0); a restart then
+  completes the data exactly.
 """
 
 import filecmp
@@ -225,6 +227,39 @@ def test_the_supervisor_restarts_the_whole_cluster_after_each_kill(broker, postg
     text = log.read_text(errors="replace")
     assert text.count("a process failed: the whole cluster restarts") == 3, text[-3000:]
     assert text.count("state recovered from the lake") >= 6, "both processes of every restart"
+    sf(shopflow, ["replay", "--input", tmp_path / "gen", "--output-csv", tmp_path / "replay"], env)
+    with psycopg.connect(postgres) as conn:
+        assert_warehouse_equals(conn, schema, tmp_path / "replay")
+        integrity(conn, schema)
+
+
+def test_sigterm_to_the_supervisor_drains_the_cluster_and_a_restart_completes(
+        broker, postgres, s3, shopflow, tmp_path):
+    prefix, schema = "k3.", "k3"
+    env = lake_env(broker, prefix, s3, warehouse_url=postgres, warehouse_schema=schema,
+                   warehouse_commit_interval_ms=0, kafka_batch=200, lake_flush_ms=300)
+    sf(shopflow, ["topics", "create"], env)
+    sf(shopflow, ["generate", "--seed", "66", "--events", "30000", *FAULTS, "--out-dir",
+                  tmp_path / "gen", "--kafka", broker.brokers, "--topic-prefix", prefix], env)
+    hosts = hostfile(tmp_path / "hosts", 2)
+    launch = [ROOT / "deploy/cluster/launch.sh", "-n", "2", "-w", "1", "-h", hosts, "-m", "0",
+              "--", "run"]
+    log = tmp_path / "supervise.log"
+    with open(log, "wb") as err:
+        sup = subprocess.Popen(launch, env=dict(env, SHOPFLOW_BIN=shopflow),
+                               stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for(lambda: last_commit(postgres, schema), "a first commit", timeout=180, every=0.05)
+        sup.send_signal(signal.SIGTERM)
+        assert sup.wait(120) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    text = log.read_text(errors="replace")
+    assert text.count("stopped messages=") == 2, "both processes drain and stop cleanly"
+    assert "a process failed" not in text, text[-3000:]
+    # The rest of the data, then: exactly the uninterrupted result.
+    sf(shopflow, ["run"], dict(env, SHOPFLOW_RUN_EXIT_WHEN_IDLE_MS="2500"))
     sf(shopflow, ["replay", "--input", tmp_path / "gen", "--output-csv", tmp_path / "replay"], env)
     with psycopg.connect(postgres) as conn:
         assert_warehouse_equals(conn, schema, tmp_path / "replay")
