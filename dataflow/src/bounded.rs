@@ -166,21 +166,31 @@ impl Slices for StreamSlices {
 /// A worker's output changes by time, until their time completes.
 pub(crate) type Pending = BTreeMap<Time, Vec<Change>>;
 
-/// Copies every change of `rows` into `sink` by time; returns the probe that
-/// says which times are complete.
+/// Moves every change of `rows` into `sink` by time (taking the records
+/// from timely's buffers, no copy); returns the probe that says which times
+/// are complete. The probe follows the capturing operator, so a time is
+/// complete only once its changes are in `sink`.
 pub(crate) fn capture<'s>(
     rows: differential_dataflow::VecCollection<'s, Time, Row>,
     sink: Rc<RefCell<Pending>>,
 ) -> timely::dataflow::ProbeHandle<Time> {
-    let (probe, _) = rows
-        .inspect_batch(move |_, batch| {
-            let mut pending = sink.borrow_mut();
-            for c in batch {
-                pending.entry(c.1).or_default().push(c.clone());
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::operators::generic::operator::Operator;
+    use timely::dataflow::operators::probe::Probe;
+    let done = rows
+        .inner
+        .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, "Capture", move |_, _| {
+            move |input, _output| {
+                input.for_each(|_, data| {
+                    let mut pending = sink.borrow_mut();
+                    for change in data.drain(..) {
+                        pending.entry(change.1).or_default().push(change);
+                    }
+                });
             }
-        })
-        .probe();
-    probe
+        });
+    done.probe().0
 }
 
 /// Removes and returns the changes at times before `upto` (later ones wait
