@@ -5,8 +5,6 @@
 //! this binary wires them.
 
 mod cli;
-mod config;
-mod shutdown;
 
 use clap::Parser;
 

@@ -7,10 +7,7 @@
 //! refreshes every second. Every line is also kept in the lake's raw layer,
 //! in a local directory (`data/lake` by default; `docs/lake.md`).
 
-use super::console::{render, show};
-use super::dashboard::{Dashboard, TOKEN_VAR, now_ms, token};
 use super::{parse_duration_ms, parse_fraction};
-use crate::shutdown::Shutdown;
 use shopflow_connectors::lake::raw::RawRecord;
 use shopflow_connectors::lake::writer::{Completion, RawWriter};
 use shopflow_connectors::lake::{Lake, LakeSettings};
@@ -19,6 +16,9 @@ use shopflow_dataflow::run::{Input, run_live};
 use shopflow_generator::sim::World;
 use shopflow_generator::{Config, Generator, Paced, Sink};
 use shopflow_model::{EventKind, Timestamp};
+use shopflow_pipeline::console::{render, show};
+use shopflow_pipeline::dashboard::{Dashboard, TOKEN_VAR, now_ms, token};
+use shopflow_pipeline::shutdown::Shutdown;
 use shopflow_web::Board;
 use std::io;
 use std::net::SocketAddr;

@@ -1,8 +1,6 @@
 //! The subcommands and their arguments.
 
-mod console;
 mod curate;
-mod dashboard;
 mod demo;
 mod fx_server;
 mod generate;
@@ -15,8 +13,6 @@ mod validate;
 mod warehouse;
 
 use clap::{Parser, Subcommand};
-
-pub use dashboard::{TOKEN_VAR as DASHBOARD_TOKEN_VAR, token as dashboard_token};
 
 /// shopflow: real-time e-commerce analytics in one differential dataflow.
 ///
@@ -161,7 +157,7 @@ impl ClusterArgs {
     pub fn cluster(
         &self,
         workers: usize,
-        base: &crate::config::ClusterConfig,
+        base: &shopflow_pipeline::config::ClusterConfig,
     ) -> anyhow::Result<shopflow_dataflow::Cluster> {
         let hostfile = self.hostfile.clone().or_else(|| base.hostfile.clone());
         let mut c = shopflow_dataflow::Cluster::new(

@@ -11,7 +11,6 @@
 //! and rows, whatever the range.
 
 use super::replay::write_csv;
-use crate::config::RunConfig;
 use anyhow::{Context, anyhow};
 use shopflow_connectors::lake::paths::{DAY_MS, HOUR_MS};
 use shopflow_connectors::lake::raw::RawRow;
@@ -21,6 +20,7 @@ use shopflow_dataflow::bounded::{StreamSlices, run_sliced};
 use shopflow_dataflow::run::Input;
 use shopflow_dataflow::{Cluster, Row, Settings, Table, Tables};
 use shopflow_model::{Date, EventKind};
+use shopflow_pipeline::config::RunConfig;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

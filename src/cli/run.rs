@@ -7,11 +7,7 @@
 //! until every partition is idle); it closes its inputs, drains, commits the
 //! last offsets and, with `run.output_csv`, writes every table.
 
-use super::console::{render, show};
-use super::dashboard::{Dashboard, now_ms};
 use super::warehouse::{Writer, open_warehouse};
-use crate::config::RunConfig;
-use crate::shutdown::Shutdown;
 use anyhow::{Context, anyhow};
 use shopflow_connectors::fx_poller::FxPoller;
 use shopflow_connectors::kafka::dead_letters::DeadLetters;
@@ -27,6 +23,10 @@ use shopflow_dataflow::live::{NoSource, Relay, Source, run_cluster};
 use shopflow_dataflow::run::Progress;
 use shopflow_dataflow::{Tables, Time};
 use shopflow_model::{EventKind, Timestamp};
+use shopflow_pipeline::config::RunConfig;
+use shopflow_pipeline::console::{render, show};
+use shopflow_pipeline::dashboard::{Dashboard, now_ms};
+use shopflow_pipeline::shutdown::Shutdown;
 use shopflow_web::{Board, WarehouseCommit};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -61,13 +61,7 @@ pub struct TopicsArgs {
 
 /// Loads the configuration or fails with every problem listed.
 pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<RunConfig> {
-    RunConfig::load(path, std::env::vars()).map_err(|problems| {
-        anyhow!(
-            "the configuration has {} problem(s):\n  - {}",
-            problems.len(),
-            problems.join("\n  - ")
-        )
-    })
+    shopflow_pipeline::config::load(path)
 }
 
 /// The runtime of the HTTP endpoints and Kafka admin calls.

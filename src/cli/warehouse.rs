@@ -2,14 +2,14 @@
 //! sink, resuming from `pipeline_progress`, and writing each completed step.
 
 use super::run::load;
-use crate::config::RunConfig;
-use crate::shutdown::Shutdown;
 use anyhow::anyhow;
 use shopflow_connectors::kafka::dead_letters::DeadLetters;
 use shopflow_connectors::kafka::source::{Positions, take_positions};
 use shopflow_connectors::metrics::Metrics;
 use shopflow_connectors::warehouse::sink::{Batch, Permanent, Sink};
 use shopflow_dataflow::Time;
+use shopflow_pipeline::config::RunConfig;
+use shopflow_pipeline::shutdown::Shutdown;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,0 +1,24 @@
+//! shopflow's pipelines, end to end.
+//!
+//! This crate runs what the `shopflow` binary offers, so that the binary
+//! only parses its command line and calls in here, and the tests and
+//! benchmarks drive the very same entry points:
+//!
+//! - live from Kafka into the warehouse, the lake and the dashboard;
+//! - replays from generated files and from the lake;
+//! - the lake's curated layer, built as days complete;
+//! - the demo, a simulated shop in one process.
+//!
+//! It wires the other crates together and owns none of their concepts:
+//! `shopflow-dataflow` computes, `shopflow-connectors` talks to Kafka,
+//! PostgreSQL, S3 and the FX API, `shopflow-web` serves the dashboard. Its
+//! inputs are plain typed values: a [`config::RunConfig`], a
+//! [`shopflow_dataflow::Cluster`], the dataflow's
+//! [`shopflow_dataflow::Settings`] and a plan per command; it knows nothing
+//! of `clap`. Errors are `anyhow` errors whose messages say what to do next,
+//! printed as they are by the binary.
+
+pub mod config;
+pub mod console;
+pub mod dashboard;
+pub mod shutdown;
