@@ -20,5 +20,7 @@
 
 pub mod config;
 pub mod console;
+pub mod curate;
 pub mod dashboard;
+pub mod replay;
 pub mod shutdown;

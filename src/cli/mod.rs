@@ -1,12 +1,10 @@
 //! The subcommands and their arguments.
 
-mod curate;
 mod demo;
 mod fx_server;
 mod generate;
 mod produce;
 mod replay;
-mod replay_lake;
 mod run;
 mod supervise;
 mod validate;

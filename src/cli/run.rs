@@ -287,7 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?;
     tracing::info!(workers = config.workers, brokers = %config.kafka.brokers, "running; Ctrl-C to stop");
     let mut curator = lake.as_ref().filter(|_| leader).map(|l| {
-        super::curate::Curator::new(
+        shopflow_pipeline::curate::Curator::new(
             l.clone(),
             completion.clone(),
             config.dataflow.clone(),
@@ -332,7 +332,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     dead.flush(Duration::from_secs(60))
         .map_err(|e| anyhow!("dead letters not all stored: {e}"))?;
     if let (Some(dir), Some(tables)) = (&config.output_csv, &tables) {
-        super::replay::write_csv(&tables.lock().expect("tables"), dir)?;
+        shopflow_pipeline::replay::write_csv(&tables.lock().expect("tables"), dir)?;
         tracing::info!(dir = %dir.display(), "tables written");
     }
     tracing::info!(
