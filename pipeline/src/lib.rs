@@ -19,8 +19,19 @@
 //! printed as they are by the binary.
 
 pub mod config;
-pub mod console;
-pub mod curate;
-pub mod dashboard;
+mod console;
+mod curate;
+mod dashboard;
+pub mod demo;
 pub mod replay;
+pub mod run;
 pub mod shutdown;
+pub mod warehouse;
+
+/// The runtime of the HTTP endpoints (dashboard, metrics).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?)
+}

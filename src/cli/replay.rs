@@ -88,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// `replay --from --to`: from the lake.
 fn from_lake(args: Args) -> anyhow::Result<()> {
-    let mut config = super::warehouse::load_with_warehouse(
+    let mut config = super::migrate::load_with_warehouse(
         args.config.as_deref(),
         args.database_url,
         args.schema,

@@ -126,7 +126,7 @@ pub fn from_lake(plan: LakePlan) -> anyhow::Result<LakeSummary> {
     let mut sink = match plan.warehouse.as_ref().filter(|_| leader) {
         None => None,
         Some(warehouse) => {
-            shopflow_connectors::warehouse::migrate::migrate(warehouse).map_err(|e| anyhow!(e))?;
+            crate::warehouse::migrate(warehouse)?;
             Some(Sink::open(warehouse, &plan.settings).map_err(|e| anyhow!(e))?)
         }
     };

@@ -15,7 +15,7 @@ use shopflow_dataflow::{Table, Tables};
 use std::path::Path;
 
 /// Writes every warehouse table (and `dq_conflicts`) as `<table>.csv` into `dir`.
-pub fn write_csv(tables: &Tables, dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn write_csv(tables: &Tables, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for table in Table::WAREHOUSE.into_iter().chain([Table::Conflicts]) {
         let path = dir.join(format!("{}.csv", table.name()));
