@@ -4,10 +4,12 @@
 //! only parses its command line and calls in here, and the tests and
 //! benchmarks drive the very same entry points:
 //!
-//! - live from Kafka into the warehouse, the lake and the dashboard;
-//! - replays from generated files and from the lake;
-//! - the lake's curated layer, built as days complete;
-//! - the demo, a simulated shop in one process.
+//! - [`run::run`]: live from Kafka into the warehouse, the lake and the
+//!   dashboard, with the lake's curated layer built as days complete;
+//! - [`replay::from_files`] and [`replay::from_lake`]: replays of generated
+//!   files and of days of the lake;
+//! - [`demo::run`]: a simulated shop, the whole pipeline in one process;
+//! - [`warehouse::migrate`]: the warehouse schema.
 //!
 //! It wires the other crates together and owns none of their concepts:
 //! `shopflow-dataflow` computes, `shopflow-connectors` talks to Kafka,
@@ -15,8 +17,9 @@
 //! inputs are plain typed values: a [`config::RunConfig`], a
 //! [`shopflow_dataflow::Cluster`], the dataflow's
 //! [`shopflow_dataflow::Settings`] and a plan per command; it knows nothing
-//! of `clap`. Errors are `anyhow` errors whose messages say what to do next,
-//! printed as they are by the binary.
+//! of `clap`. Stopping is a [`shutdown::Shutdown`] flag the caller owns.
+//! Errors are `anyhow` errors whose messages say what to do next, printed
+//! as they are by the binary.
 
 pub mod config;
 mod console;

@@ -1,7 +1,7 @@
 //! `run`: live from Kafka into the dataflow, and from it into the
 //! warehouse, the lake, the dashboard and the console.
 //!
-//! Start-up ([`startup`]): create the topics if missing, connect the
+//! Start-up (`startup.rs`): create the topics if missing, connect the
 //! processes of a cluster, start the metrics endpoint, read the partition
 //! counts, open the warehouse and the lake (planning crash recovery), give
 //! each worker its partitions, start the FX poller. Then the dataflow runs
@@ -9,7 +9,7 @@
 //! permanent warehouse error) or, with `run.exit_when_idle_ms`, every
 //! partition is idle; it closes its inputs, drains, commits the last offsets
 //! and, with `run.output_csv`, writes every table. Each completed step goes
-//! to the warehouse, the dashboard and the metrics ([`steps`]); meanwhile the
+//! to the warehouse, the dashboard and the metrics (`steps.rs`); meanwhile the
 //! calling thread shows the console and builds the lake's curated layer.
 
 mod startup;
