@@ -3,6 +3,10 @@
 //! run on 1 and 2 workers. Elements are shop events offered (duplicates
 //! included); reference data (users, products, FX) rides along.
 //!
+//! This is the bare dataflow: no files, no validation, no output. The
+//! `replay` bench measures the same traffic through the entry point the
+//! binary uses (`shopflow_pipeline::replay::from_files`).
+//!
 //! Run: `cargo bench --bench dataflow`. Figures go in `docs/benchmarks.md`.
 
 mod common;

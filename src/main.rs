@@ -1,12 +1,11 @@
 //! `shopflow`: the command-line entry point.
 //!
 //! Parses the command line, sets up logging, and hands over to one
-//! subcommand module in [`cli`]. Library crates never see `clap` or `anyhow`;
-//! this binary wires them.
+//! subcommand module in [`cli`], which calls the pipelines of
+//! `shopflow_pipeline`. Library crates never see `clap`; only this binary
+//! and the pipeline crate use `anyhow`.
 
 mod cli;
-mod config;
-mod shutdown;
 
 use clap::Parser;
 

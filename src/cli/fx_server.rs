@@ -1,9 +1,9 @@
 //! `shopflow fx-server`: a stand-in for a public FX rates API.
 
-use crate::shutdown::Shutdown;
 use anyhow::Context;
 use shopflow_generator::fx_server::{FxTable, routes};
 use shopflow_model::{Date, Timestamp};
+use shopflow_pipeline::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

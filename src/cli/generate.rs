@@ -1,11 +1,11 @@
 //! `shopflow generate`: writes a directory of generated traffic plus its manifest.
 
 use super::{parse_duration_ms, parse_fraction};
-use crate::shutdown::Shutdown;
 use anyhow::{Context, bail};
 use shopflow_generator::sim::World;
 use shopflow_generator::{Config, FileSink, Generator, Paced, Sink};
 use shopflow_model::{EventKind, Timestamp};
+use shopflow_pipeline::shutdown::Shutdown;
 use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,22 +1,21 @@
-//! The subcommands and their arguments.
+//! The subcommands and their arguments. The pipeline commands (`demo`,
+//! `replay`, `run`, `migrate`) check their arguments, turn them into the
+//! input of a `shopflow_pipeline` entry point, call it and report the
+//! outcome. `generate`, `validate`, `fx-server`, `topics` and `supervise`
+//! are small and do their work here; `supervise` manages processes of this
+//! binary.
 
-mod console;
-mod curate;
-mod dashboard;
 mod demo;
 mod fx_server;
 mod generate;
+mod migrate;
 mod produce;
 mod replay;
-mod replay_lake;
 mod run;
 mod supervise;
 mod validate;
-mod warehouse;
 
 use clap::{Parser, Subcommand};
-
-pub use dashboard::{TOKEN_VAR as DASHBOARD_TOKEN_VAR, token as dashboard_token};
 
 /// shopflow: real-time e-commerce analytics in one differential dataflow.
 ///
@@ -48,7 +47,7 @@ enum Command {
     /// Manage the Kafka topics (`topics create`).
     Topics(run::TopicsArgs),
     /// Create or upgrade the warehouse schema in PostgreSQL (idempotent).
-    Migrate(warehouse::MigrateArgs),
+    Migrate(migrate::MigrateArgs),
     /// Launch the processes of a timely cluster running `run` or `replay`, and restart them together when one fails.
     Supervise(supervise::Args),
 }
@@ -63,7 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Run(args) => run::run(args),
         Command::Topics(args) => run::topics(args),
-        Command::Migrate(args) => warehouse::migrate(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Supervise(args) => supervise::run(args),
     }
 }
@@ -161,7 +160,7 @@ impl ClusterArgs {
     pub fn cluster(
         &self,
         workers: usize,
-        base: &crate::config::ClusterConfig,
+        base: &shopflow_pipeline::config::ClusterConfig,
     ) -> anyhow::Result<shopflow_dataflow::Cluster> {
         let hostfile = self.hostfile.clone().or_else(|| base.hostfile.clone());
         let mut c = shopflow_dataflow::Cluster::new(

@@ -1,16 +1,11 @@
 //! `shopflow replay`: a bounded run over a generated directory (`--input`),
-//! or over days of the lake (`--from`/`--to`, see [`super::replay_lake`]),
-//! written as CSV and, from the lake, into the warehouse.
+//! or over days of the lake (`--from`/`--to`), written as CSV and, from the
+//! lake, into the warehouse. The runs are `shopflow_pipeline::replay`'s;
+//! this module turns the arguments into their plans and reports the outcome.
 
-use anyhow::Context;
-use shopflow_connectors::files::{FileSlices, Plan, Rejected};
-use shopflow_connectors::spill::SpillTables;
-use shopflow_dataflow::bounded::run_sliced;
-use shopflow_dataflow::{Table, Tables};
 use shopflow_model::Date;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use shopflow_pipeline::replay::{self, FilesPlan, LakePlan, LakeSummary};
+use std::path::PathBuf;
 
 /// Arguments of `replay`.
 #[derive(clap::Args, Debug)]
@@ -63,107 +58,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (Some(input), Some(output_csv)) = (args.input.clone(), args.output_csv.clone()) else {
         return from_lake(args);
     };
-    let began = Instant::now();
     let settings = args.dataflow.settings()?;
     let cluster = args.cluster.cluster(args.workers, &Default::default())?;
-    let plan = Arc::new(Plan::scan(&input, &settings).map_err(|e| anyhow::anyhow!(e))?);
-    let total = plan.lines();
-    tracing::info!(input = %input.display(), lines = total, workers = args.workers, processes = cluster.processes(), process = cluster.process, "replaying");
-    let rejected: Arc<Mutex<Rejected>> = Arc::default();
-    let failed: Arc<Mutex<Option<String>>> = Arc::default();
-    if !cluster.is_leader() {
-        return follow(cluster, settings, plan, rejected, failed);
-    }
-    std::fs::create_dir_all(&output_csv)
-        .with_context(|| format!("cannot create {}", output_csv.display()))?;
-    let mut tables = SpillTables::new(settings.clone(), &output_csv)
-        .with_context(|| format!("cannot write temporary files in {}", output_csv.display()))?;
-    let mut spill_error = None;
-    let (r, f) = (rejected.clone(), failed.clone());
-    run_sliced(
+    let summary = replay::from_files(FilesPlan {
+        input,
+        output_csv: output_csv.clone(),
         settings,
         cluster,
-        // Every worker reads every chunk and validates the lines it owns.
-        move |index, peers| FileSlices::new(plan.clone(), index, peers, r.clone(), f.clone()),
-        |time, batch| {
-            if spill_error.is_none() {
-                spill_error = tables.apply_time(time, batch).err();
-            }
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))?;
-    if let Some(e) = failed.lock().expect("workers done").take() {
-        anyhow::bail!("{e}");
+    })?;
+    let seconds = format!("{:.2}", summary.elapsed.as_secs_f64());
+    match summary.written {
+        Some(w) => tracing::info!(
+            lines = summary.lines,
+            invalid = summary.invalid,
+            orders = w.orders,
+            conflicting_ids = w.conflicting_ids,
+            minutes = w.minutes,
+            output = %output_csv.display(),
+            seconds,
+            "replay complete"
+        ),
+        None => tracing::info!(
+            invalid = summary.invalid,
+            "replay complete (process 0 wrote the tables)"
+        ),
     }
-    if let Some(e) = spill_error {
-        anyhow::bail!(
-            "cannot write temporary files in {}: {e}; free some disk space and run the replay again",
-            output_csv.display()
-        );
-    }
-    let invalid = report_rejected(&rejected);
-    let orders = tables.count(Table::FactOrders);
-    let conflicting_ids = tables.count(Table::Conflicts);
-    let minutes = tables.count(Table::AggSalesMinute);
-    tables
-        .write_csv(&output_csv)
-        .with_context(|| format!("cannot write the tables into {}", output_csv.display()))?;
-    tracing::info!(
-        lines = total,
-        invalid,
-        orders,
-        conflicting_ids,
-        minutes,
-        output = %output_csv.display(),
-        seconds = format!("{:.2}", began.elapsed().as_secs_f64()),
-        "replay complete"
-    );
-    Ok(())
-}
-
-/// The lines rejected by this process's workers, logged; their number.
-fn report_rejected(rejected: &Mutex<Rejected>) -> u64 {
-    let rejected = std::mem::take(&mut *rejected.lock().expect("workers done"));
-    for ((kind, reason), n) in rejected.iter() {
-        tracing::warn!(
-            file = format!("{}.jsonl", kind.topic()),
-            reason,
-            lines = n,
-            "rejected lines"
-        );
-    }
-    rejected.values().sum()
-}
-
-/// A process other than 0 of a cluster: feeds its workers' share and runs
-/// its part of the dataflow; process 0 receives every change and writes the
-/// tables. Each process logs the lines its own workers rejected.
-fn follow(
-    cluster: shopflow_dataflow::Cluster,
-    settings: shopflow_dataflow::Settings,
-    plan: Arc<Plan>,
-    rejected: Arc<Mutex<Rejected>>,
-    failed: Arc<Mutex<Option<String>>>,
-) -> anyhow::Result<()> {
-    let (r, f) = (rejected.clone(), failed.clone());
-    run_sliced(
-        settings,
-        cluster,
-        move |index, peers| FileSlices::new(plan.clone(), index, peers, r.clone(), f.clone()),
-        |_, _| {},
-    )
-    .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))?;
-    if let Some(e) = failed.lock().expect("workers done").take() {
-        anyhow::bail!("{e}");
-    }
-    let invalid = report_rejected(&rejected);
-    tracing::info!(invalid, "replay complete (process 0 wrote the tables)");
     Ok(())
 }
 
 /// `replay --from --to`: from the lake.
 fn from_lake(args: Args) -> anyhow::Result<()> {
-    let mut config = super::warehouse::load_with_warehouse(
+    let mut config = super::migrate::load_with_warehouse(
         args.config.as_deref(),
         args.database_url,
         args.schema,
@@ -176,24 +101,56 @@ fn from_lake(args: Args) -> anyhow::Result<()> {
         "no lake to replay from: pass --lake s3://bucket/prefix (or a directory), or set lake.url"
     );
     let cluster = args.cluster.cluster(args.workers, &config.cluster)?;
-    super::replay_lake::run(super::replay_lake::Plan {
-        config,
+    let summary = replay::from_lake(LakePlan {
+        lake: config.lake,
+        warehouse: Some(config.warehouse).filter(|w| !w.url.is_empty()),
         from: args.from.expect("clap requires --from"),
         to: args.to.expect("clap requires --to"),
         output_csv: args.output_csv,
         cluster,
         settings: args.dataflow.settings()?,
         curated: !args.no_curated,
-    })
+    })?;
+    print_summary(&summary);
+    Ok(())
 }
 
-/// Writes every warehouse table (and `dq_conflicts`) as `<table>.csv` into `dir`.
-pub fn write_csv(tables: &Tables, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for table in Table::WAREHOUSE.into_iter().chain([Table::Conflicts]) {
-        let path = dir.join(format!("{}.csv", table.name()));
-        std::fs::write(&path, tables.to_csv(table))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+/// Prints the summary of a replay from the lake to stdout.
+fn print_summary(totals: &LakeSummary) {
+    println!(
+        "replay summary ({:.1} s, {} files, {} repeated copies dropped)",
+        totals.elapsed.as_secs_f64(),
+        totals.files,
+        totals.copies
+    );
+    println!(
+        "  time: reading the lake {:.1} s, dataflow {:.1} s, writing {:.1} s",
+        totals.read_s, totals.dataflow_s, totals.write_s
+    );
+    println!("  messages by topic (valid; days overlapping by the margin count each time):");
+    for (topic, n) in &totals.events {
+        println!("    {topic:<12} {n}");
     }
-    Ok(())
+    println!("  rejected by reason:");
+    if totals.rejected.is_empty() {
+        println!("    none");
+    }
+    for ((topic, reason), n) in &totals.rejected {
+        println!("    {topic:<12} {reason:<24} {n}");
+    }
+    if !totals.written.is_empty() {
+        println!("  warehouse rows upserted / deleted per table:");
+        for (table, n) in totals
+            .written
+            .iter()
+            .filter(|(t, _)| !t.starts_with("deleted_"))
+        {
+            let deleted = totals
+                .written
+                .get(format!("deleted_{table}").as_str())
+                .copied()
+                .unwrap_or(0);
+            println!("    {table:<24} {n:>10} / {deleted}");
+        }
+    }
 }

@@ -15,8 +15,8 @@
 //! stops them with it (`deploy/cluster/shopflow@.service`).
 
 use super::parse_duration_ms;
-use crate::shutdown::Shutdown;
 use anyhow::{Context, anyhow};
+use shopflow_pipeline::shutdown::Shutdown;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};

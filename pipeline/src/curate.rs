@@ -113,7 +113,7 @@ impl Curator {
                 if curated::is_written(&lake, day).map_err(|e| anyhow::anyhow!(e))? {
                     return Ok(0);
                 }
-                super::replay_lake::curate_day(&lake, &settings, day)
+                crate::replay::curate_day(&lake, &settings, day)
             });
         match spawned {
             Ok(handle) => self.running = Some((day, handle)),

@@ -1,4 +1,4 @@
-//! `shopflow replay --from DATE --to DATE`: history from the lake's raw
+//! A replay of days of the lake (`replay --from DATE --to DATE`): history from the lake's raw
 //! layer, through the same validation and dataflow as the live run, into the
 //! warehouse (each day in one transaction) and/or CSV files.
 //!
@@ -10,12 +10,12 @@
 //! and windows are kept, with the dimensions: memory is one day of records
 //! and rows, whatever the range.
 
-use super::replay::write_csv;
-use crate::config::RunConfig;
+use super::write_csv;
 use anyhow::{Context, anyhow};
 use shopflow_connectors::lake::paths::{DAY_MS, HOUR_MS};
 use shopflow_connectors::lake::raw::RawRow;
-use shopflow_connectors::lake::{Lake, curated, read};
+use shopflow_connectors::lake::{Lake, LakeSettings, curated, read};
+use shopflow_connectors::warehouse::WarehouseSettings;
 use shopflow_connectors::warehouse::sink::Sink;
 use shopflow_dataflow::bounded::{StreamSlices, run_sliced};
 use shopflow_dataflow::run::Input;
@@ -25,12 +25,15 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// What `replay --from --to` was asked to do.
-pub struct Plan {
-    /// Lake, warehouse and S3 settings.
-    pub config: RunConfig,
+/// What a replay of days of the lake is asked to do.
+#[derive(Clone, Debug)]
+pub struct LakePlan {
+    /// The lake to read (and to write the curated layer into).
+    pub lake: LakeSettings,
+    /// The warehouse to rewrite the days in; `None`: no warehouse.
+    pub warehouse: Option<WarehouseSettings>,
     /// First day.
     pub from: Date,
     /// Last day (inclusive).
@@ -45,20 +48,28 @@ pub struct Plan {
     pub curated: bool,
 }
 
-/// Totals for the summary.
-#[derive(Default)]
-pub struct Totals {
-    files: usize,
-    events: BTreeMap<&'static str, u64>,
-    rejected: BTreeMap<(&'static str, String), u64>,
-    copies: usize,
-    written: BTreeMap<&'static str, u64>,
+/// What a replay from the lake did, for its summary.
+#[derive(Clone, Debug, Default)]
+pub struct LakeSummary {
+    /// Raw files read.
+    pub files: usize,
+    /// Valid messages by topic (days overlapping by the margin count each time).
+    pub events: BTreeMap<&'static str, u64>,
+    /// Rejected messages by topic and reason code.
+    pub rejected: BTreeMap<(&'static str, String), u64>,
+    /// Repeated copies dropped: a partition's offset found in more than one
+    /// raw file (the copy of the latest run is kept).
+    pub copies: usize,
+    /// Warehouse rows upserted per table, and deleted as `deleted_<table>`.
+    pub written: BTreeMap<&'static str, u64>,
     /// Seconds spent listing, reading, decoding and validating the lake.
-    read_s: f64,
+    pub read_s: f64,
     /// Seconds spent in the dataflow.
-    dataflow_s: f64,
+    pub dataflow_s: f64,
     /// Seconds spent writing the warehouse and the curated layer.
-    write_s: f64,
+    pub write_s: f64,
+    /// Wall time of the whole replay.
+    pub elapsed: Duration,
 }
 
 /// A one-line progress display on stderr: redrawn in place on a terminal,
@@ -102,22 +113,22 @@ impl Progress {
     }
 }
 
-/// Runs the replay.
-pub fn run(plan: Plan) -> anyhow::Result<()> {
+/// Replays the days of `plan` from the lake; returns what it did.
+pub fn from_lake(plan: LakePlan) -> anyhow::Result<LakeSummary> {
     anyhow::ensure!(
         plan.from <= plan.to,
         "--from ({}) is after --to ({})",
         plan.from,
         plan.to
     );
-    let lake = Lake::open(&plan.config.lake, None).map_err(|e| anyhow!(e))?;
+    let lake = Lake::open(&plan.lake, None).map_err(|e| anyhow!(e))?;
     let leader = plan.cluster.is_leader();
-    let mut sink = if plan.config.warehouse.url.is_empty() || !leader {
-        None
-    } else {
-        shopflow_connectors::warehouse::migrate::migrate(&plan.config.warehouse)
-            .map_err(|e| anyhow!(e))?;
-        Some(Sink::open(&plan.config.warehouse, &plan.settings).map_err(|e| anyhow!(e))?)
+    let mut sink = match plan.warehouse.as_ref().filter(|_| leader) {
+        None => None,
+        Some(warehouse) => {
+            crate::warehouse::migrate(warehouse)?;
+            Some(Sink::open(warehouse, &plan.settings).map_err(|e| anyhow!(e))?)
+        }
     };
     if sink.is_none() && plan.output_csv.is_none() {
         tracing::info!(
@@ -156,7 +167,7 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
                 .sum::<usize>(),
         events: 0,
     };
-    let mut totals = Totals::default();
+    let mut totals = LakeSummary::default();
     tracing::info!(lake = %lake.url(), from = %plan.from, to = %plan.to, files = progress.total_files, "replaying from the lake");
     let t = Instant::now();
     let refs = load(&lake, &reference, &mut progress, &mut totals)?;
@@ -210,8 +221,8 @@ pub fn run(plan: Plan) -> anyhow::Result<()> {
     if let (Some(dir), Some(tables)) = (&plan.output_csv, &csv_tables) {
         write_csv(tables, dir).with_context(|| format!("writing {}", dir.display()))?;
     }
-    summary(&totals, &progress);
-    Ok(())
+    totals.elapsed = progress.began.elapsed();
+    Ok(totals)
 }
 
 /// The rows of `day` (its facts and windows, every dimension member and
@@ -248,7 +259,7 @@ const SLICE_RECORDS: usize = 8192;
 
 /// Replays one day from the lake (one worker, no progress display) and
 /// writes its curated layer: what `run` does once a day is complete.
-pub fn curate_day(lake: &Lake, settings: &Settings, day: Date) -> anyhow::Result<usize> {
+pub(crate) fn curate_day(lake: &Lake, settings: &Settings, day: Date) -> anyhow::Result<usize> {
     let (start, end) = (day.start().0, day.start().0 + DAY_MS);
     let m = margin(settings);
     let mut files = Vec::new();
@@ -265,7 +276,7 @@ pub fn curate_day(lake: &Lake, settings: &Settings, day: Date) -> anyhow::Result
         total_files: 0,
         events: 0,
     };
-    let streams = load(lake, &files, &mut progress, &mut Totals::default())?;
+    let streams = load(lake, &files, &mut progress, &mut LakeSummary::default())?;
     let rows = day_rows(settings, Cluster::single(1), day, streams)?;
     curated::write_day(lake, day, &rows).map_err(|e| anyhow!(e))
 }
@@ -291,7 +302,7 @@ fn load(
     lake: &Lake,
     files: &[(EventKind, Vec<shopflow_connectors::lake::paths::RawFile>)],
     progress: &mut Progress,
-    totals: &mut Totals,
+    totals: &mut LakeSummary,
 ) -> anyhow::Result<Vec<Vec<Input>>> {
     let mut streams = Vec::new();
     for (kind, list) in files {
@@ -321,42 +332,4 @@ fn load(
         streams.push(out);
     }
     Ok(streams)
-}
-
-fn summary(totals: &Totals, progress: &Progress) {
-    let secs = progress.began.elapsed().as_secs_f64();
-    println!(
-        "replay summary ({:.1} s, {} files, {} repeated copies dropped)",
-        secs, totals.files, totals.copies
-    );
-    println!(
-        "  time: reading the lake {:.1} s, dataflow {:.1} s, writing {:.1} s",
-        totals.read_s, totals.dataflow_s, totals.write_s
-    );
-    println!("  messages by topic (valid; days overlapping by the margin count each time):");
-    for (topic, n) in &totals.events {
-        println!("    {topic:<12} {n}");
-    }
-    println!("  rejected by reason:");
-    if totals.rejected.is_empty() {
-        println!("    none");
-    }
-    for ((topic, reason), n) in &totals.rejected {
-        println!("    {topic:<12} {reason:<24} {n}");
-    }
-    if !totals.written.is_empty() {
-        println!("  warehouse rows upserted / deleted per table:");
-        for (table, n) in totals
-            .written
-            .iter()
-            .filter(|(t, _)| !t.starts_with("deleted_"))
-        {
-            let deleted = totals
-                .written
-                .get(format!("deleted_{table}").as_str())
-                .copied()
-                .unwrap_or(0);
-            println!("    {table:<24} {n:>10} / {deleted}");
-        }
-    }
 }

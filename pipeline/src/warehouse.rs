@@ -1,75 +1,29 @@
-//! `shopflow migrate`, and the warehouse side of `shopflow run`: opening the
-//! sink, resuming from `pipeline_progress`, and writing each completed step.
+//! The warehouse side of the pipelines: migrating the schema, opening the
+//! sink, resuming from `pipeline_progress`, and writing each completed step
+//! of `run`.
 
-use super::run::load;
 use crate::config::RunConfig;
 use crate::shutdown::Shutdown;
 use anyhow::anyhow;
 use shopflow_connectors::kafka::dead_letters::DeadLetters;
 use shopflow_connectors::kafka::source::{Positions, take_positions};
 use shopflow_connectors::metrics::Metrics;
+use shopflow_connectors::warehouse::WarehouseSettings;
 use shopflow_connectors::warehouse::sink::{Batch, Permanent, Sink};
 use shopflow_dataflow::Time;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Arguments of `migrate`.
-#[derive(clap::Args, Debug)]
-#[command(
-    after_help = "The password comes from SHOPFLOW_WAREHOUSE_PASSWORD or warehouse.password_file, never the URL.\nExample:\n  shopflow migrate --database-url postgresql://postgres@127.0.0.1:5432/shopflow"
-)]
-pub struct MigrateArgs {
-    /// PostgreSQL URL (overrides warehouse.url of the configuration).
-    #[arg(long)]
-    database_url: Option<String>,
-    /// Schema to migrate (overrides warehouse.schema; default shopflow).
-    #[arg(long)]
-    schema: Option<String>,
-    /// TOML configuration file (its [warehouse] section is used).
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
-
-/// Loads the configuration, then applies `--database-url` and `--schema`.
-pub fn load_with_warehouse(
-    file: Option<&std::path::Path>,
-    database_url: Option<String>,
-    schema: Option<String>,
-) -> anyhow::Result<RunConfig> {
-    let mut config = load(file)?;
-    if let Some(url) = database_url {
-        config.warehouse.url = url;
-    }
-    if let Some(schema) = schema {
-        config.warehouse.schema = schema;
-    }
-    Ok(config)
-}
-
-/// Runs `migrate`: applies pending migrations, reports what it did.
-pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let config = load_with_warehouse(args.config.as_deref(), args.database_url, args.schema)?;
-    anyhow::ensure!(
-        !config.warehouse.url.is_empty(),
-        "no warehouse to migrate: pass --database-url or set warehouse.url"
-    );
-    let applied = shopflow_connectors::warehouse::migrate::migrate(&config.warehouse)
-        .map_err(|e| anyhow!(e))?;
-    if applied.is_empty() {
-        println!("schema {}: up to date", config.warehouse.schema);
-    } else {
-        for v in applied {
-            println!("schema {}: applied V{v:03}", config.warehouse.schema);
-        }
-    }
-    Ok(())
+/// Applies the warehouse migrations still pending (idempotent); returns
+/// the versions applied.
+pub fn migrate(settings: &WarehouseSettings) -> anyhow::Result<Vec<i32>> {
+    shopflow_connectors::warehouse::migrate::migrate(settings).map_err(|e| anyhow!(e))
 }
 
 /// Opens the warehouse if configured: applies pending migrations, reads where
 /// each partition resumes, and shares the positions the sources record.
 #[allow(clippy::type_complexity)]
-pub fn open_warehouse(
+pub(crate) fn open_warehouse(
     config: &RunConfig,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<(
@@ -80,8 +34,7 @@ pub fn open_warehouse(
     if config.warehouse.url.is_empty() {
         return Ok((None, Default::default(), None));
     }
-    let applied = shopflow_connectors::warehouse::migrate::migrate(&config.warehouse)
-        .map_err(|e| anyhow!(e))?;
+    let applied = migrate(&config.warehouse)?;
     if !applied.is_empty() {
         tracing::info!(?applied, schema = %config.warehouse.schema, "warehouse migrated");
     }
@@ -97,13 +50,16 @@ pub fn open_warehouse(
 
 /// Writes each completed step to the warehouse; on a permanent error, stops
 /// the run and keeps answering the last durable time.
-pub struct Writer {
+pub(crate) struct Writer {
     pub sink: Sink,
     pub dead: Arc<DeadLetters>,
+    /// Offsets read, recorded by the sources, committed with the results.
     pub positions: Positions,
+    /// The time up to which results are committed.
     pub durable: Time,
     /// Changes of completed steps not yet committed (coalesced).
     pub pending: Vec<shopflow_dataflow::Change>,
+    /// Least time between commits.
     pub interval: Duration,
     /// Changes before this time are in the warehouse already (a restart that
     /// recovered its state from the lake replays them): not written again.
@@ -111,12 +67,15 @@ pub struct Writer {
     /// With a lake: how far every message fed is in the lake.
     pub completion: Option<Arc<shopflow_connectors::lake::writer::Completion>>,
     pub last_commit: Instant,
+    /// Why the sink stopped the run, once it has.
     pub failed: Arc<Mutex<Option<String>>>,
     pub shutdown: Shutdown,
     pub metrics: Arc<Metrics>,
 }
 
 impl Writer {
+    /// Takes one completed step; commits what is due; returns the time up
+    /// to which results are durable.
     pub fn write(&mut self, progress: &shopflow_dataflow::run::Progress) -> Time {
         if self.failed.lock().expect("failed").is_some() {
             return self.durable;
