@@ -4,7 +4,8 @@
   column types as documented in docs/lake.md, one row per message produced,
   and `_SUCCESS` on the hours the watermark has passed.
 - `shopflow replay --from D --to D` gives the live run's rows for day D; run
-  again on the live warehouse it changes nothing.
+  again on the live warehouse it changes nothing; run as a cluster of two
+  processes it gives the same rows.
 - The kill test: `shopflow run` SIGKILLed 5 times, each at a random moment
   after its first commit or its first raw-file flush (so every kill tests
   what it means to, on any machine), and restarted each time, ends with the
@@ -32,6 +33,7 @@ from kafka_util import TOPICS, produce_lines, sf, wait_for
 from lake_util import (EVENT_TOPICS, FlakyS3, filesystem, lake_env, last_commit, raw_dataset,
                        raw_files)
 from shopflow_cli import read_lines
+from test_cluster import hostfile, start, wait_all
 from test_kafka_pipeline import FAULTS
 from test_warehouse import EXPORTS, assert_warehouse_equals, db_rows, integrity
 
@@ -297,3 +299,21 @@ def test_a_failing_s3_endpoint_is_retried_without_partial_or_duplicate_objects(
         produced = len(read_lines(tmp_path / "gen" / f"{topic}.jsonl"))
         assert len(seen) == produced, f"{topic}: {len(seen)} messages stored, {produced} produced"
         assert max(seen.values()) == 1, f"{topic}: a message is stored in two objects"
+
+
+def test_a_replay_of_a_day_as_two_processes_equals_the_live_run(lake_run, postgres, shopflow,
+                                                               tmp_path):
+    """`replay --from/--to` as a cluster (issue 16): process 0 rewrites the day."""
+    _, _, schema, env = lake_run
+    hosts = hostfile(tmp_path / "hosts", 2)
+    logs = [tmp_path / f"p{i}.log" for i in range(2)]
+    procs = [start(shopflow, ["replay", "--from", DAY, "--to", DAY, "--database-url", postgres,
+                              "--schema", "l1c", "--no-curated", "--workers", 1, "--processes", 2,
+                              "--process", i, "--hostfile", hosts, *LATENESS], env, logs[i])
+             for i in (1, 0)]
+    wait_all(procs, logs[::-1])
+    with psycopg.connect(postgres) as conn:
+        for table in EXPORTS:
+            assert db_rows(conn, "l1c", table) == db_rows(conn, schema, table), table
+        integrity(conn, "l1c")
+    assert "cluster connected" in logs[1].read_text()
