@@ -139,6 +139,16 @@ pub const DEFINITIONS: &[(&str, Kind, &str)] = &[
         "Time to make one completed step durable in the warehouse: the transaction with its retries.",
     ),
     (
+        "shopflow_warehouse_delay_seconds",
+        Kind::Histogram,
+        "The pipeline's own delay to the warehouse: from the moment the watermark allowed a step to complete to the commit that holds it.",
+    ),
+    (
+        "shopflow_dashboard_delay_seconds",
+        Kind::Histogram,
+        "The pipeline's own delay to the dashboard: from the moment the watermark allowed a step to complete to its state being published to the websocket clients.",
+    ),
+    (
         "shopflow_lake_flush_seconds",
         Kind::Histogram,
         "Time to write one partition's buffered messages to the raw layer of the lake (flushes that succeeded).",

@@ -222,6 +222,10 @@ where
         let mut durable_seen: Time = 0;
         let mut open = true;
         let mut stop_sent = false;
+        // Worker 0: when its input time reached each new value, for the
+        // pipeline's delay (`Progress::allowed_at`).
+        let mut advances: std::collections::VecDeque<(Time, std::time::Instant)> =
+            Default::default();
         let mut last_log = std::time::Instant::now();
         let frontier = |probe: &timely::dataflow::ProbeHandle<Time>| {
             probe
@@ -268,6 +272,9 @@ where
                 if let Some(mark) = combine(&marks) {
                     drop(marks);
                     feeder.advance_to(settings.floor_tick(mark));
+                    if index == 0 && advances.back().is_none_or(|(t, _)| *t < feeder.time()) {
+                        advances.push_back((feeder.time(), std::time::Instant::now()));
+                    }
                 }
             }
             feeder.flush();
@@ -304,7 +311,7 @@ where
             worker.step_or_park(Some(Duration::from_millis(if fed > 0 { 0 } else { 5 })));
             let upto = frontier(&probe);
             if index == 0 && upto > reported {
-                let progress = take_progress(&local, upto, &shared);
+                let progress = take_progress(&local, upto, &shared, &mut advances);
                 let durable = (report.lock().expect("report"))(progress);
                 shared.durable.fetch_max(durable, Ordering::SeqCst);
                 channel.durable(durable);
@@ -351,7 +358,7 @@ where
             worker.step_or_park(Some(Duration::from_millis(5)));
         }
         if index == 0 {
-            let progress = take_progress(&local, Time::MAX, &shared);
+            let progress = take_progress(&local, Time::MAX, &shared, &mut advances);
             let durable = (report.lock().expect("report"))(progress);
             shared.durable.store(durable, Ordering::SeqCst);
             shared.finished.store(true, Ordering::SeqCst);
@@ -389,11 +396,23 @@ fn abandon(worker: &mut timely::worker::Worker) {
     }
 }
 
-fn take_progress(local: &Rc<RefCell<Pending>>, upto: Time, shared: &Shared) -> Progress {
+fn take_progress(
+    local: &Rc<RefCell<Pending>>,
+    upto: Time,
+    shared: &Shared,
+    advances: &mut std::collections::VecDeque<(Time, std::time::Instant)>,
+) -> Progress {
     let mut done = take_before(local, upto);
     differential_dataflow::consolidation::consolidate_updates(&mut done);
+    // The first moment the input time reached `upto`: the first record at
+    // or past it (later steps have later `upto`s, so earlier records go).
+    while advances.front().is_some_and(|(t, _)| *t < upto) {
+        advances.pop_front();
+    }
+    let allowed_at = advances.front().map(|(_, at)| *at);
     Progress {
         upto,
+        allowed_at,
         relayed: shared.relayed(),
         changes: done,
         ingest: *shared.counts.lock().expect("counts"),
@@ -432,6 +451,10 @@ pub struct IngestCounts {
 pub struct Progress {
     /// Every time before this is complete.
     pub upto: Time,
+    /// When the watermark first allowed `upto` to complete: the moment
+    /// worker 0's input time reached it (`None` at the end of a run). The
+    /// pipeline's own delay is measured from here.
+    pub allowed_at: Option<std::time::Instant>,
     /// In a cluster, every other process's sink state ([`Relay`]) covers the
     /// records fed before this time: results may be committed only before
     /// it. `Time::MAX` in a single process.

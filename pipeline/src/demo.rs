@@ -233,7 +233,11 @@ pub fn run(plan: DemoPlan, shutdown: Shutdown) -> anyhow::Result<()> {
                 move || stop.requested(),
                 move |p| {
                     crate::run::export_progress(&live_metrics, &p);
+                    let allowed_at = p.allowed_at;
                     live.absorb(p);
+                    if let Some(at) = allowed_at {
+                        live_metrics.observe("shopflow_dashboard_delay_seconds", &[], at.elapsed());
+                    }
                 },
             )
         })?;

@@ -90,6 +90,11 @@ def test_metrics_pass_promtool_and_list_every_metric_used(watched):
         f"promtool check metrics:\n{lint.stdout}{lint.stderr}"
     exported = {line.split()[2]: line.split()[3] for line in text.splitlines()
                 if line.startswith("# TYPE ")}
+    # The pipeline's own delay, to the warehouse and to the dashboard, is observed.
+    for name in ("shopflow_warehouse_delay_seconds", "shopflow_dashboard_delay_seconds"):
+        count = [float(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith(f"{name}_count")]
+        assert count and count[0] > 0, f"{name} has no observation"
     assert exported == declared_metrics(), "the binary's metrics differ from connectors/src/metrics.rs"
     used = set()
     for path in RULE_FILES:

@@ -388,6 +388,7 @@ mod tests {
         Progress {
             upto,
             relayed: Time::MAX,
+            allowed_at: None,
             changes: changes.into_iter().map(|(r, d)| (r, upto - 1, d)).collect(),
             ingest: IngestCounts::default(),
             too_late: Vec::new(),

@@ -19,6 +19,8 @@ pub(super) struct Steps {
     dashboard: Dashboard,
     metrics: Arc<Metrics>,
     last_durable: Time,
+    /// (upto, when the watermark allowed it) of steps not yet committed.
+    allowed: std::collections::VecDeque<(Time, std::time::Instant)>,
 }
 
 impl Steps {
@@ -36,6 +38,7 @@ impl Steps {
             dashboard,
             metrics,
             last_durable: 0,
+            allowed: Default::default(),
         }
     }
 
@@ -43,6 +46,9 @@ impl Steps {
     /// durable. Without a warehouse, delivered to the console (and the CSV
     /// tables) is durable; with one, its commit is.
     pub fn apply(&mut self, progress: Progress) -> Time {
+        if let (Some(at), Some(_)) = (progress.allowed_at, &self.writer) {
+            self.allowed.push_back((progress.upto, at));
+        }
         let durable = match &mut self.writer {
             Some(w) => w.write(&progress),
             None => progress.upto,
@@ -60,13 +66,30 @@ impl Steps {
         export_progress(&self.metrics, &progress);
         if self.writer.is_some() && durable != self.last_durable {
             self.last_durable = durable;
+            // The pipeline's delay to the warehouse: from the watermark
+            // allowing the committed step to complete to its commit.
+            let mut committed = None;
+            while self.allowed.front().is_some_and(|(t, _)| *t <= durable) {
+                committed = self.allowed.pop_front();
+            }
+            if let Some((_, at)) = committed {
+                self.metrics
+                    .observe("shopflow_warehouse_delay_seconds", &[], at.elapsed());
+            }
             self.dashboard.committed(WarehouseCommit {
                 commits: self.metrics.total("shopflow_warehouse_commits_total"),
                 at_ms: now_ms(),
                 upto: durable,
             });
         }
+        let allowed_at = progress.allowed_at;
         self.dashboard.absorb(progress);
+        if let Some(at) = allowed_at {
+            // The pipeline's delay to the dashboard: the state is published
+            // to every websocket client now.
+            self.metrics
+                .observe("shopflow_dashboard_delay_seconds", &[], at.elapsed());
+        }
         durable
     }
 }
