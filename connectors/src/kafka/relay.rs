@@ -66,9 +66,17 @@ impl Relay for SinkRelay {
             flushed: self.completion.snapshot(self.workers.clone()),
             ..Message::default()
         };
-        if !self.leader {
+        let positions_waiting = self.positions.as_ref().is_some_and(|p| {
+            p.lock()
+                .expect("positions")
+                .values()
+                .any(|queue| !queue.is_empty())
+        });
+        if !self.leader && positions_waiting {
             // Dead letters must be in Kafka before process 0 records the
             // offsets past them; if they cannot be yet, the positions wait.
+            // (Without new positions there is nothing to protect: the
+            // flush, a call into the producer, waits for the next ones.)
             if let Err(e) = self.dead.flush(Duration::from_secs(5)) {
                 tracing::warn!(error = %e, "dead letters not yet stored; positions are handed on later");
                 return None;
