@@ -187,7 +187,9 @@ def test_the_supervisor_restarts_the_whole_cluster_after_each_kill(broker, postg
                    warehouse_schema=schema, warehouse_commit_interval_ms=0, kafka_batch=200,
                    lake_flush_ms=300)
     sf(shopflow, ["topics", "create"], env)
-    sf(shopflow, ["generate", "--seed", "65", "--events", "60000", *FAULTS, "--out-dir",
+    # Enough data that three generations, each killed soon after its first
+    # commit, do not finish it: a fast machine got through 60,000 in two.
+    sf(shopflow, ["generate", "--seed", "65", "--events", "200000", *FAULTS, "--out-dir",
                   tmp_path / "gen", "--kafka", broker.brokers, "--topic-prefix", prefix], env)
     rng = random.Random(65)
     log = tmp_path / "supervise.log"
@@ -203,7 +205,8 @@ def test_the_supervisor_restarts_the_whole_cluster_after_each_kill(broker, postg
         for kill in range(3):
             # Each kill lands after a commit of the current generation, so
             # every restart has committed state to recover.
-            wait_for(lambda: last_commit(postgres, schema) not in (None, seen),
+            wait_for(lambda: last_commit(postgres, schema) not in (None, seen)
+                     or sup.poll() is not None,
                      f"a commit before kill {kill + 1}", timeout=180, every=0.05)
             if kill == 0:
                 # Every process serves its own /metrics and /healthz.
